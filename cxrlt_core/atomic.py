@@ -38,11 +38,10 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w", **kwargs: Any) ->
     """Open a temporary file beside ``path`` for writing; flush, fsync and rename on success."""
     if not any(flag in mode for flag in "wx"):
         raise ValueError(f"atomic_open writes only, got mode {mode!r}")
-    with atomic_path(path) as tmp:
-        with open(tmp, mode.replace("x", "w"), **kwargs) as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
+    with atomic_path(path) as tmp, open(tmp, mode.replace("x", "w"), **kwargs) as handle:
+        yield handle
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:

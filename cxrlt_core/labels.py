@@ -58,7 +58,11 @@ class LabelSpace:
         if len(set(folded)) != len(folded):
             dupes = sorted({c for c in self.classes if folded.count(_fold(c)) > 1})
             raise InputError(f"label space {self.name!r} repeats classes: {', '.join(dupes)}")
-        for group, names in (("unseen", self.unseen), ("output_names", self.output_names), ("aliases", self.aliases.values())):
+        for group, names in (
+            ("unseen", self.unseen),
+            ("output_names", self.output_names),
+            ("aliases", self.aliases.values()),
+        ):
             missing = [n for n in names if n not in self.classes]
             if missing:
                 raise InputError(f"label space {self.name!r}: {group} names unknown classes {missing}")
@@ -191,7 +195,10 @@ LABEL_SPACES.add(
         CXRLT2024_ID + CXRLT2024_UNSEEN,
         unseen=CXRLT2024_UNSEEN,
         normal="Normal",
-        aliases={"Rounded Atelectasis": "Round(ed) Atelectasis", "Enlarged Cardiomeastinum": "Enlarged Cardiomediastinum"},
+        aliases={
+            "Rounded Atelectasis": "Round(ed) Atelectasis",
+            "Enlarged Cardiomeastinum": "Enlarged Cardiomediastinum",
+        },
     ),
 )
 LABEL_SPACES.add(
@@ -271,6 +278,4 @@ def assign_buckets(
     if train_labels.ndim != 2 or train_labels.shape[1] != len(class_names):
         raise InputError(f"training labels have shape {train_labels.shape}, expected (n, {len(class_names)})")
     prev = prevalence(train_labels)
-    return {
-        name: "head" if p > head else ("tail" if p < tail else "medium") for name, p in zip(class_names, prev)
-    }
+    return {name: "head" if p > head else ("tail" if p < tail else "medium") for name, p in zip(class_names, prev)}

@@ -24,7 +24,7 @@ class Registry(Generic[T]):
         """Decorator that registers the object under ``name`` (default: its ``__name__``)."""
 
         def decorate(obj: T) -> T:
-            key = name or getattr(obj, "__name__")
+            key = name or obj.__name__
             if key in self._entries:
                 raise KeyError(f"{self.kind} {key!r} is registered twice")
             self._entries[key] = obj
