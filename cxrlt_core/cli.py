@@ -16,8 +16,12 @@ from cxrlt_core.errors import CxrltError
 
 COMMAND_MODULES = (
     "cxrlt_core.commands.data",
+    "cxrlt_core.commands.demo",
     "cxrlt_core.commands.evaluate",
     "cxrlt_core.commands.submission",
+    "cxrlt_core.commands.predict",
+    "cxrlt_core.commands.train",
+    "cxrlt_core.commands.zeroshot",
 )
 
 

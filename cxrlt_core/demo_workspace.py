@@ -1,0 +1,339 @@
+"""The embedded demo workspace: everything cxrlt shows, built offline on a CPU from nothing.
+
+``cxrlt demo [--workspace W]`` (and the dashboard on first start) builds, step by step:
+
+1. ``data``        the synthetic phantom CXR-LT 2026-style data set → ``W/datasets/demo``;
+2. ``demo_csra``   the CSRA-head recipe (``train_jobs/demo_csra.yaml``) → ``W/runs/demo_csra``;
+3. ``demo_mlp``    the MLP-head recipe → ``W/runs/demo_mlp``;
+4. ``predictions`` val and test predictions of both runs (TTA, no gating: the Gating page applies it live);
+5. ``clip``        a small CLIP trained with open_clip on the demo images and reports → ``W/models/demo_clip``;
+6. ``prompts``     the demo prompt set for the six unseen findings → ``W/prompts/demo``;
+7. ``embeddings``  the CLIP image embeddings of the val and test images → ``W/cache``.
+
+Each finished step leaves a marker in ``W/.build/``, so a rebuild skips it and an interrupted build resumes (a
+training step resumes from its last epoch). Progress goes to ``W/.build/progress.json`` (written atomically) for
+the dashboard to poll.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from cxrlt_core.atomic import write_json
+from cxrlt_core.errors import CxrltError, InputError
+from cxrlt_core.paths import REPO_ROOT
+from cxrlt_core.workspace import Workspace
+
+BUILD_DIR = ".build"
+DATASET = "demo"
+RUNS = ("demo_csra", "demo_mlp")
+CLIP_MODEL = "demo_clip"
+PROMPT_SET = "demo"
+STEPS = ("data", "demo_csra", "demo_mlp", "predictions", "clip", "prompts", "embeddings")
+# Share of the build time each step takes on 2 CPU cores (for one progress bar across steps).
+STEP_WEIGHTS = {"data": 0.06, "demo_csra": 0.33, "demo_mlp": 0.27, "predictions": 0.08, "clip": 0.2,
+                "prompts": 0.01, "embeddings": 0.05}  # fmt: skip
+
+Progress = Callable[[str, float, str], None]
+
+
+@dataclasses.dataclass(frozen=True)
+class DemoProfile:
+    """Sizes of a demo build: ``default`` for people, ``tiny`` for tests (seconds)."""
+
+    n_train: int
+    n_val: int
+    n_test: int
+    image_size: int
+    train_overrides: tuple[str, ...] = ()
+    clip_options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    tta: str = "flip"
+
+
+PROFILES = {
+    "default": DemoProfile(n_train=2000, n_val=400, n_test=600, image_size=256),
+    "tiny": DemoProfile(
+        n_train=64,
+        n_val=24,
+        n_test=24,
+        image_size=64,
+        train_overrides=(
+            "data.image_size=64",
+            "optim.phase1.epochs=1",
+            "optim.phase2.epochs=1",
+            "optim.max_steps_per_epoch=2",
+            "optim.batch_size=8",
+            "optim.num_workers=0",
+        ),
+        clip_options={"epochs": 1, "image_size": 64, "max_steps": 2},
+        tta="none",
+    ),
+}
+
+
+# ------------------------------------------------------------------------------------------------------- status
+def build_dir(workspace: Workspace) -> Path:
+    return workspace.root / BUILD_DIR
+
+
+def log_path(workspace: Workspace) -> Path:
+    return build_dir(workspace) / "build.log"
+
+
+def _marker(workspace: Workspace, step: str) -> Path:
+    return build_dir(workspace) / f"{step}.done"
+
+
+def done_steps(workspace: Workspace) -> list[str]:
+    """Steps already finished, in build order."""
+    return [step for step in STEPS if _marker(workspace, step).exists()]
+
+
+def is_complete(workspace: Workspace) -> bool:
+    """Every step has finished."""
+    return len(done_steps(workspace)) == len(STEPS)
+
+
+def read_progress(workspace: Workspace) -> dict[str, Any] | None:
+    """The last progress record of a build (``state``, ``step``, ``fraction``, ``message``, ``done``), if any."""
+    try:
+        return json.loads((build_dir(workspace) / "progress.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def build_running(workspace: Workspace) -> bool:
+    """A build process for this workspace is alive."""
+    progress = read_progress(workspace)
+    if not progress or progress.get("state") != "running":
+        return False
+    pid = progress.get("pid")
+    if not pid:
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    with contextlib.suppress(OSError, IndexError):
+        if Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z":
+            return False
+    return True
+
+
+class _ProgressFile:
+    """Writes ``progress.json`` (throttled) and forwards to a callback."""
+
+    def __init__(self, workspace: Workspace, callback: Progress | None):
+        self.workspace = workspace
+        self.callback = callback
+        self.record: dict[str, Any] = {"state": "running", "pid": os.getpid(), "started": time.time()}
+        self._last_write = 0.0
+
+    def update(self, step: str, step_fraction: float, message: str, force: bool = False) -> None:
+        done = done_steps(self.workspace)
+        fraction = sum(STEP_WEIGHTS[s] for s in done if s != step)
+        if step in STEP_WEIGHTS and step not in done:
+            fraction += STEP_WEIGHTS[step] * min(max(step_fraction, 0.0), 1.0)
+        self.record.update(step=step, fraction=round(min(fraction, 1.0), 4), message=message, done=done)
+        self.record["updated"] = time.time()
+        if force or time.monotonic() - self._last_write > 0.5:
+            write_json(build_dir(self.workspace) / "progress.json", self.record)
+            self._last_write = time.monotonic()
+        if self.callback is not None:
+            self.callback(step, self.record["fraction"], message)
+
+    def finish(self, state: str, error: str | None = None) -> None:
+        self.record.update(state=state, error=error, done=done_steps(self.workspace), updated=time.time())
+        if state == "finished":
+            self.record.update(fraction=1.0, message="demo workspace ready")
+        write_json(build_dir(self.workspace) / "progress.json", self.record)
+
+
+# -------------------------------------------------------------------------------------------------------- steps
+def _dataset_dir(workspace: Workspace) -> Path:
+    return workspace.dataset(DATASET)
+
+
+def _step_data(ws: Workspace, profile: DemoProfile, report: Callable[[float, str], None]) -> None:
+    from cxrlt_core.data.demo import generate_demo_dataset
+
+    generate_demo_dataset(
+        _dataset_dir(ws),
+        n_train=profile.n_train,
+        n_val=profile.n_val,
+        n_test=profile.n_test,
+        image_size=profile.image_size,
+        seed=0,
+        progress=lambda done, total: report(done / max(total, 1), f"rendering radiographs {done}/{total}"),
+    )
+
+
+def _step_train(ws: Workspace, profile: DemoProfile, run: str, report: Callable[[float, str], None]) -> None:
+    from cxrlt_core import runs
+    from cxrlt_core.config import load_recipe
+    from cxrlt_core.training import train
+
+    recipe = load_recipe(REPO_ROOT / "train_jobs" / f"{run}.yaml", list(profile.train_overrides))
+    run_dir = runs.create_run(ws, run, exist_ok=True)
+    resume = runs.training_state_path(run_dir).exists()
+
+    def on_progress(info: dict[str, Any]) -> None:
+        report(float(info.get("fraction", 0.0)), f"training {run}: {info.get('message', '')}".strip())
+
+    train(recipe, run_dir, resume=resume, progress=on_progress, workspace=ws.root, show_progress=False)
+    status = runs.read_status(run_dir) or {}
+    if status.get("state") != "finished":
+        raise CxrltError(f"training {run} ended {status.get('state', 'unknown')}: {status.get('error', '')}")
+
+
+def _step_predictions(ws: Workspace, profile: DemoProfile, report: Callable[[float, str], None]) -> None:
+    from cxrlt_core.data.manifest import read_manifest
+    from cxrlt_core.inference import predict
+    from cxrlt_core.runs import checkpoint_path
+
+    data = _dataset_dir(ws)
+    splits = (("val", data / "val.csv"), ("test", data / "test.csv"))
+    jobs = [(run, split, csv) for run in RUNS for split, csv in splits]
+    for i, (run, split, csv) in enumerate(jobs):
+        manifest = read_manifest(csv, image_root=data / "images", label_space="cxrlt2026", require_labels=False)
+        out = ws.run(run) / "predictions" / f"{split}.parquet"
+        report(i / len(jobs), f"predicting {run} {split}")
+        predict(
+            [checkpoint_path(ws.run(run), "best")],
+            manifest,
+            out,
+            tta=profile.tta,
+            gating_alpha=0.0,
+            num_workers=0,
+            show_progress=False,
+        )
+
+
+def _step_clip(ws: Workspace, profile: DemoProfile, report: Callable[[float, str], None]) -> None:
+    from cxrlt_core.zeroshot.demo_clip import train_demo_clip
+
+    train_demo_clip(
+        _dataset_dir(ws),
+        ws.models_dir / CLIP_MODEL,
+        progress=lambda done, total: report(done / max(total, 1), f"training the demo CLIP {done}/{total}"),
+        **profile.clip_options,
+    )
+
+
+def clip_spec(workspace: Workspace) -> str:
+    """The model spec of the demo CLIP."""
+    return f"local-dir:{workspace.models_dir / CLIP_MODEL}"
+
+
+def _step_prompts(ws: Workspace, profile: DemoProfile, report: Callable[[float, str], None]) -> None:
+    from cxrlt_core.zeroshot.prompts import PromptStore, demo_prompt_set
+
+    store = PromptStore(ws.prompts_dir)
+    if PROMPT_SET not in store.names():
+        prompt_set = dataclasses.replace(demo_prompt_set(), model=clip_spec(ws))
+        store.save(PROMPT_SET, prompt_set, note="demo prompt set (built with the demo workspace)")
+
+
+def _step_embeddings(ws: Workspace, profile: DemoProfile, report: Callable[[float, str], None]) -> None:
+    from cxrlt_core.data.manifest import read_manifest
+    from cxrlt_core.zeroshot.cache import EmbeddingCache
+    from cxrlt_core.zeroshot.loading import load_model
+    from cxrlt_core.zeroshot.predict import ZeroShotScorer
+
+    data = _dataset_dir(ws)
+    model = load_model(clip_spec(ws), device="cpu")
+    paths = []
+    for csv in (data / "val.csv", data / "test.csv"):
+        manifest = read_manifest(csv, image_root=data / "images", label_space="cxrlt2026", require_labels=False)
+        paths += [manifest.image_path(i) for i in range(len(manifest))]
+    ZeroShotScorer.from_paths(
+        model,
+        paths,
+        cache=EmbeddingCache(ws.cache_dir),
+        progress=lambda done, total: report(done / max(total, 1), f"embedding images {done}/{total}"),
+        show_progress=False,
+    )
+
+
+STEP_FUNCTIONS = {
+    "data": _step_data,
+    "demo_csra": lambda ws, p, r: _step_train(ws, p, "demo_csra", r),
+    "demo_mlp": lambda ws, p, r: _step_train(ws, p, "demo_mlp", r),
+    "predictions": _step_predictions,
+    "clip": _step_clip,
+    "prompts": _step_prompts,
+    "embeddings": _step_embeddings,
+}
+
+
+def build_demo_workspace(
+    workspace: str | os.PathLike[str] | Workspace | None = None,
+    profile: str = "default",
+    progress: Progress | None = None,
+    force: bool = False,
+) -> Workspace:
+    """Build (or finish building) the demo workspace; finished steps are skipped unless ``force``.
+
+    Args:
+        workspace: the folder (default ``$CXRLT_WORKSPACE`` or ``./workspace/demo``).
+        profile: ``default`` or ``tiny`` (:data:`PROFILES`).
+        progress: ``progress(step, overall_fraction, message)``.
+        force: rebuild every step.
+    """
+    if profile not in PROFILES:
+        raise InputError(f"unknown demo profile {profile!r}; choose one of: {', '.join(PROFILES)}")
+    ws = workspace if isinstance(workspace, Workspace) else Workspace.open(workspace)
+    build_dir(ws).mkdir(parents=True, exist_ok=True)
+    if force:
+        for step in STEPS:
+            _marker(ws, step).unlink(missing_ok=True)
+    tracker = _ProgressFile(ws, progress)
+    step = STEPS[0]
+    try:
+        for step in STEPS:
+            if _marker(ws, step).exists():
+                continue
+            tracker.update(step, 0.0, f"{step}: starting", force=True)
+            STEP_FUNCTIONS[step](ws, PROFILES[profile], lambda f, m, s=step: tracker.update(s, f, m))
+            _marker(ws, step).write_text(f"{time.time()}\n", encoding="utf-8")
+            tracker.update(step, 1.0, f"{step}: done", force=True)
+    except BaseException as exc:
+        tracker.finish("failed", error=f"step {step}: {type(exc).__name__}: {exc}")
+        raise
+    tracker.finish("finished")
+    return ws
+
+
+def start_background_build(workspace: Workspace, profile: str = "default") -> int:
+    """Start ``cxrlt demo`` for ``workspace`` as a detached process; returns its pid (logs in ``.build/build.log``)."""
+    if build_running(workspace):
+        return int((read_progress(workspace) or {}).get("pid", 0))
+    build_dir(workspace).mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "cxrlt_core.cli", "demo", "--workspace", str(workspace.root), "--profile", profile]
+    with open(log_path(workspace), "ab") as log:
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
+    write_json(
+        build_dir(workspace) / "progress.json",
+        {"state": "running", "pid": process.pid, "step": "starting", "fraction": 0.0, "message": "starting…",
+         "done": done_steps(workspace), "started": time.time()},
+    )  # fmt: skip
+    return process.pid
+
+
+def format_failure(exc: BaseException) -> str:
+    """A short account of a failed build for the log."""
+    return "".join(traceback.format_exception_only(type(exc), exc)).strip()

@@ -1,0 +1,131 @@
+"""Score a predictions file against a labels file: the one path shared by ``cxrlt evaluate`` and the Results page.
+
+Rows are matched by id in any order and classes by name (``predictions.align_to_labels``); training labels, when
+given, set each class's head / medium / tail bucket by its training prevalence.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cxrlt_core.data.manifest import Manifest, read_manifest
+from cxrlt_core.labels import LabelSpace
+from cxrlt_core.metrics import compute_report
+from cxrlt_core.predictions import Predictions, align_to_labels, read_predictions
+
+PathLike = str | os.PathLike[str]
+
+
+@dataclasses.dataclass
+class Evaluation:
+    """A report with the aligned arrays it was computed from (for curves and comparisons)."""
+
+    report: dict[str, Any]
+    ids: np.ndarray
+    scores: np.ndarray
+    labels: np.ndarray
+    classes: tuple[str, ...]
+    notes: list[str]
+
+
+def training_columns(train: Manifest, classes: tuple[str, ...]) -> tuple[np.ndarray, list[str]]:
+    """The training label matrix in the order of ``classes``; a class without a training column is all unknown."""
+    matrix = np.full((len(train), len(classes)), np.nan, dtype=np.float32)
+    absent = []
+    for j, name in enumerate(classes):
+        if name in train.classes:
+            matrix[:, j] = train.labels[:, train.classes.index(name)]
+        else:
+            absent.append(name)
+    return matrix, absent
+
+
+def evaluate(
+    pred: Predictions,
+    labels: Manifest,
+    train: Manifest | None = None,
+    threshold: float = 0.5,
+    skipped_as_zero: bool = False,
+    bootstrap: int = 0,
+    seed: int = 0,
+    progress: Any = None,
+) -> Evaluation:
+    """Align ``pred`` to ``labels`` and compute the challenge report (see ``metrics.compute_report``)."""
+    scores, y, classes = align_to_labels(pred, labels)
+    notes = []
+    unscored = [c for c in labels.classes if c not in classes]
+    if unscored:
+        notes.append(f"{len(unscored)} label columns have no prediction and are not scored: {unscored}")
+    train_matrix = None
+    if train is not None:
+        train_matrix, absent = training_columns(train, classes)
+        if absent:
+            notes.append(f"no training column for {absent}: their prevalence counts as 0 (tail)")
+    report = compute_report(
+        y,
+        scores,
+        list(classes),
+        train_labels=train_matrix,
+        threshold=threshold,
+        skipped_as_zero=skipped_as_zero,
+        bootstrap=bootstrap,
+        seed=seed,
+        progress=progress,
+    )
+    return Evaluation(report, np.asarray(labels.ids), scores, y, classes, notes)
+
+
+def evaluate_files(
+    pred_path: PathLike,
+    labels_path: PathLike,
+    train_labels_path: PathLike | None = None,
+    label_space: LabelSpace | str | None = None,
+    uncertain: str = "ignore",
+    **kwargs: Any,
+) -> Evaluation:
+    """:func:`evaluate` on files: predictions (.csv/.parquet), a labels CSV and optionally the training CSV."""
+    labels = read_manifest(labels_path, label_space=label_space, uncertain=uncertain)
+    train = None
+    if train_labels_path:
+        train = read_manifest(train_labels_path, label_space=labels.label_space, uncertain=uncertain)
+    return evaluate(read_predictions(pred_path), labels, train, **kwargs)
+
+
+def per_class_frame(report: Mapping[str, Any]) -> pd.DataFrame:
+    """The report's per-class figures as a table (one row per class, label-space order)."""
+    rows = []
+    for name, row in report["per_class"].items():
+        lo, hi = row.get("ap_ci", (np.nan, np.nan))
+        rows.append(
+            {
+                "class": name,
+                "bucket": row.get("bucket", ""),
+                "n_pos": row["n_pos"],
+                "prevalence": row.get("prevalence", np.nan),
+                "AP": row["ap"],
+                "AP low": lo,
+                "AP high": hi,
+                "AUC": row["auc"],
+                "F1": row["f1"],
+                "ECE": row["ece"],
+                "skipped": name in report.get("skipped", ()),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def compare_reports(a: Mapping[str, Any], b: Mapping[str, Any]) -> pd.DataFrame:
+    """Per-class AP / AUC of two reports over their shared classes, with ``delta`` = b − a."""
+    left, right = per_class_frame(a), per_class_frame(b)
+    merged = left[["class", "bucket", "n_pos", "AP", "AUC"]].merge(
+        right[["class", "AP", "AUC"]], on="class", suffixes=(" A", " B")
+    )
+    merged["AP delta"] = merged["AP B"] - merged["AP A"]
+    merged["AUC delta"] = merged["AUC B"] - merged["AUC A"]
+    return merged

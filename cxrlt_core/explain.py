@@ -1,0 +1,117 @@
+"""Where a model looks: per-class attention maps (CSRA / head score maps) and Grad-CAM, as arrays and overlays.
+
+- Head maps come from ``model.forward_with_maps`` (every registered head returns per-class spatial maps).
+- Grad-CAM (Selvaraju et al., ICCV 2017) uses pytorch-grad-cam on the last backbone stage
+  (``model.feature_layer()``): the channel weights are the spatially averaged gradients of the class logit, the map is
+  ReLU(Σ_k w_k A_k), upsampled to the input size and scaled to [0, 1].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+import torch
+
+CAM_METHODS = ("gradcam", "gradcam++", "hirescam", "eigencam")
+
+
+def normalize_map(heat: np.ndarray) -> np.ndarray:
+    """Scale a map to [0, 1] (min → 0, max → 1); a constant map becomes all zeros."""
+    heat = np.asarray(heat, dtype=np.float32)
+    low, high = float(heat.min()), float(heat.max())
+    if high - low < 1e-12:
+        return np.zeros_like(heat)
+    return (heat - low) / (high - low)
+
+
+def resize_map(heat: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize of a 2-D map to ``size`` = (height, width)."""
+    return cv2.resize(np.asarray(heat, dtype=np.float32), (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
+
+
+@torch.no_grad()
+def head_attention_maps(model: torch.nn.Module, batch: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities (C,) and per-class head maps (C, h, w) for one image ``batch`` of shape (1, 3, H, W).
+
+    For CSRA heads the maps are the class-specific spatial scores that the residual attention pools; for the MLP head
+    they are the head applied at each position (see ``cxrlt_core.models.heads``).
+    """
+    model.eval()
+    logits, maps = model.forward_with_maps(batch)
+    return torch.sigmoid(logits[0].float()).cpu().numpy(), maps[0].float().cpu().numpy()
+
+
+def grad_cam(
+    model: torch.nn.Module,
+    batch: torch.Tensor,
+    class_index: int,
+    method: str = "gradcam",
+    target_layer: torch.nn.Module | None = None,
+) -> np.ndarray:
+    """Grad-CAM of class ``class_index`` for one image ``batch`` (1, 3, H, W): a (H, W) map in [0, 1].
+
+    Args:
+        method: one of ``CAM_METHODS`` (pytorch-grad-cam's GradCAM, GradCAMPlusPlus, HiResCAM, EigenCAM).
+        target_layer: the layer whose activations are weighted; default the model's last backbone stage.
+    """
+    from pytorch_grad_cam import EigenCAM, GradCAM, GradCAMPlusPlus, HiResCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    classes = {"gradcam": GradCAM, "gradcam++": GradCAMPlusPlus, "hirescam": HiResCAM, "eigencam": EigenCAM}
+    if method not in classes:
+        raise ValueError(f"unknown CAM method {method!r}; one of {CAM_METHODS}")
+    layer = target_layer if target_layer is not None else model.feature_layer()
+    was_training = model.training
+    with classes[method](model=model, target_layers=[layer]) as cam:
+        heat = cam(input_tensor=batch, targets=[ClassifierOutputTarget(int(class_index))])[0]
+    model.train(was_training)
+    return normalize_map(heat)
+
+
+def overlay(image: np.ndarray, heat: np.ndarray, opacity: float = 0.45, colormap: int = cv2.COLORMAP_JET) -> np.ndarray:
+    """Blend a [0, 1] map over a gray uint8 radiograph: an RGB uint8 image of the radiograph's size."""
+    gray = np.asarray(image)
+    if gray.dtype != np.uint8 or gray.ndim != 2:
+        raise ValueError("overlay expects a 2-D uint8 radiograph")
+    heat = resize_map(normalize_map(heat), gray.shape)
+    colour = cv2.cvtColor(cv2.applyColorMap(np.uint8(np.round(heat * 255)), colormap), cv2.COLOR_BGR2RGB)
+    base = cv2.cvtColor(gray, cv2.COLOR_GRAY2RGB).astype(np.float32)
+    blended = (1.0 - opacity) * base + opacity * colour.astype(np.float32)
+    return np.clip(np.round(blended), 0, 255).astype(np.uint8)
+
+
+def encode_png(rgb: np.ndarray) -> bytes:
+    """PNG bytes of an RGB (or gray) uint8 image, for download buttons."""
+    array = np.asarray(rgb)
+    if array.ndim == 3:
+        array = cv2.cvtColor(array, cv2.COLOR_RGB2BGR)
+    ok, buffer = cv2.imencode(".png", array)
+    if not ok:
+        raise ValueError("could not encode the overlay as PNG")
+    return buffer.tobytes()
+
+
+def top_findings(
+    probabilities: np.ndarray, class_names: Sequence[str], k: int | None = None
+) -> list[tuple[str, float]]:
+    """Classes sorted by probability, highest first (the first ``k``)."""
+    order = np.argsort(-np.asarray(probabilities), kind="stable")
+    if k is not None:
+        order = order[:k]
+    return [(class_names[i], float(probabilities[i])) for i in order]
+
+
+def prepare_radiograph(image: np.ndarray, sidecar: dict) -> tuple[np.ndarray, torch.Tensor]:
+    """A decoded radiograph → (the gray uint8 image the model sees, its (1, 3, H, W) input tensor).
+
+    The preprocessing (size, percentile clipping) and normalisation come from the checkpoint's sidecar, so an image
+    is fed exactly as the model was trained.
+    """
+    from cxrlt_core.data.images import Preprocess, apply_preprocess, to_model_tensor
+
+    gray = apply_preprocess(image, Preprocess.from_dict(sidecar["preprocess"]))
+    norm = sidecar["normalize"]
+    tensor = torch.from_numpy(to_model_tensor(gray, norm["mean"], norm["std"]))[None]
+    return gray, tensor

@@ -1,0 +1,105 @@
+"""Build challenge submissions from a workspace: Task 1 (ensemble of runs) and Task 2 (zero-shot), validated.
+
+The Export page and scripts call these; each returns the files it wrote and the equivalent CLI commands, so that
+what the dashboard did can be reproduced from a terminal.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shlex
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from cxrlt_core.data.manifest import read_manifest
+from cxrlt_core.errors import InputError
+from cxrlt_core.labels import get_label_space
+from cxrlt_core.predictions import read_predictions
+from cxrlt_core.runs import checkpoint_path
+from cxrlt_core.submission import submission_from_predictions, validate_submission, write_submission
+from cxrlt_core.workspace import Workspace, check_name
+
+Progress = Callable[[int, int], None]
+
+
+@dataclasses.dataclass
+class ExportResult:
+    """What an export wrote: the predictions, the validated submission, and how to reproduce it."""
+
+    predictions: Path
+    submission: Path
+    rows: int
+    problems: list[str]
+    commands: list[str]
+
+
+def _test_manifest(test_csv: str | os.PathLike[str], images: str | os.PathLike[str] | None):
+    test_csv = Path(test_csv)
+    root = Path(images) if images else (test_csv.parent / "images")
+    return read_manifest(test_csv, image_root=root, label_space="cxrlt2026", require_labels=False), root
+
+
+def _label_space(goiter_spelling: str):
+    space = get_label_space("cxrlt2026")
+    if goiter_spelling not in ("Goiter", "goiter"):
+        raise InputError(f"goiter spelling must be 'Goiter' or 'goiter', got {goiter_spelling!r}")
+    return space.with_output_names({"Goiter": goiter_spelling})
+
+
+def _write_and_validate(pred_path: Path, test_csv: Path, out: Path, task: int, space) -> tuple[int, list[str]]:
+    rows = submission_from_predictions(read_predictions(pred_path, label_space=space), test_csv, space, task)
+    write_submission(out, rows.ids, rows.scores, space, task, test_ids=rows.ids)
+    return len(rows.ids), validate_submission(out, task, test_csv, space, strict_spelling=True)
+
+
+def export_task1(
+    workspace: Workspace,
+    runs: Sequence[str],
+    test_csv: str | os.PathLike[str],
+    name: str,
+    weights: Sequence[float] | None = None,
+    images: str | os.PathLike[str] | None = None,
+    tta: str = "medium",
+    merge: str = "mean",
+    gating_alpha: float = 0.5,
+    gating_form: str = "power",
+    calibration: str | os.PathLike[str] | None = None,
+    checkpoint: str = "best",
+    progress: Progress | None = None,
+) -> ExportResult:
+    """Predict ``test_csv`` with the weighted ensemble of ``runs``' checkpoints and write a Task 1 submission.
+
+    Files: ``W/exports/<name>.predictions.parquet`` and ``W/exports/<name>.csv``.
+    """
+    from cxrlt_core.inference import predict
+
+    check_name(name, "export name")
+    if not runs:
+        raise InputError("choose at least one run for the ensemble")
+    checkpoints = [checkpoint_path(workspace.run(run), checkpoint) for run in runs]
+    missing = [str(c) for c in checkpoints if not c.exists()]
+    if missing:
+        raise InputError(f"no {checkpoint} checkpoint: {', '.join(missing)}")
+    manifest, root = _test_manifest(test_csv, images)
+    pred_path = workspace.exports_dir / f"{name}.predictions.parquet"
+    out = workspace.exports_dir / f"{name}.csv"
+    predict(
+        checkpoints, manifest, pred_path, weights=weights, tta=tta, merge=merge, gating_alpha=gating_alpha,
+        gating_form=gating_form, calibration=calibration, num_workers=0, progress=progress, show_progress=False,
+    )  # fmt: skip
+    space = get_label_space("cxrlt2026")
+    rows, problems = _write_and_validate(pred_path, Path(test_csv), out, 1, space)
+    command = ["cxrlt", "predict"]
+    for ckpt in checkpoints:
+        command += ["--checkpoint", str(ckpt)]
+    if weights:
+        command += ["--weights", *[str(w) for w in weights]]
+    command += ["--labels", str(test_csv), "--images", str(root), "--tta", tta, "--merge", merge]
+    command += ["--gating-alpha", str(gating_alpha), "--gating-form", gating_form]
+    if calibration:
+        command += ["--calibration", str(calibration)]
+    command += ["--out", str(pred_path)]
+    write = ["cxrlt", "submission", "write", "--pred", str(pred_path), "--task", "1", "--ids", str(test_csv)]
+    write += ["--out", str(out)]
+    return ExportResult(pred_path, out, rows, problems, [shlex.join(command), shlex.join(write)])

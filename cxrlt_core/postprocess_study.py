@@ -1,0 +1,149 @@
+"""Study the post-processing of Task 1 probabilities on labelled data: normal gating, calibration, thresholds.
+
+Shared by the Gating page and ``benchmarks/postprocess_demo.py``. The pipeline order is the one ``cxrlt predict``
+applies: TTA + ensemble → normal gating → calibration (fitted on validation) → per-class thresholds (fitted on the
+validation scores after calibration). Every function works on arrays already aligned by id and class.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cxrlt_core.atomic import write_json
+from cxrlt_core.errors import InputError
+from cxrlt_core.inference.calibration import Calibration, fit_calibration
+from cxrlt_core.inference.gating import normal_gating
+from cxrlt_core.inference.thresholds import Thresholds, f1_at_thresholds, fit_thresholds
+from cxrlt_core.metrics import compute_report
+
+SUMMARY_KEYS = ("mAP", "mAUC", "mF1", "mECE")
+
+
+@dataclasses.dataclass
+class PostprocessChoice:
+    """A saved post-processing choice (``W/postprocess/<name>.json``), read by the Export page."""
+
+    gating_alpha: float = 0.5
+    gating_form: str = "power"
+    calibration: str | None = None
+    thresholds: bool = False
+    fitted_on: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def save(
+        self, folder: str | os.PathLike[str], name: str, calibration: Calibration | None, thresholds: Thresholds | None
+    ) -> Path:
+        """Write the choice and, when used, its calibration and thresholds files beside it (atomically)."""
+        folder = Path(folder)
+        record = dataclasses.asdict(self)
+        if calibration is not None and self.calibration:
+            calibration.save(folder / f"{name}.calibration.json")
+            record["calibration_file"] = f"{name}.calibration.json"
+        if thresholds is not None and self.thresholds:
+            thresholds.save(folder / f"{name}.thresholds.json")
+            record["thresholds_file"] = f"{name}.thresholds.json"
+        path = folder / f"{name}.json"
+        write_json(path, record)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> tuple[PostprocessChoice, dict[str, Any]]:
+        """The choice and the raw record (with the names of its calibration / thresholds files)."""
+        path = Path(path)
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise InputError(f"{path}: cannot read the post-processing choice ({exc})") from None
+        fields = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in record.items() if k in fields}), record
+
+
+def summary(report: dict[str, Any]) -> dict[str, float]:
+    """The four macro figures of a report."""
+    return {key: float(report[key]) for key in SUMMARY_KEYS}
+
+
+def gating_sweep(
+    probabilities: np.ndarray,
+    labels: np.ndarray,
+    classes: Sequence[str],
+    alphas: Sequence[float],
+    form: str = "power",
+) -> pd.DataFrame:
+    """mAP, mAUC, mF1 and mECE of the gated probabilities for each α (one row per α)."""
+    rows = []
+    for alpha in alphas:
+        gated = normal_gating(probabilities, classes, alpha=float(alpha), form=form)
+        rows.append({"alpha": float(alpha), **summary(compute_report(labels, gated, list(classes)))})
+    return pd.DataFrame(rows)
+
+
+@dataclasses.dataclass
+class StageResult:
+    """Reports of each post-processing stage on the evaluation split, and what was fitted on validation."""
+
+    reports: dict[str, dict[str, Any]]
+    calibration: Calibration | None
+    thresholds: Thresholds | None
+
+    def table(self) -> pd.DataFrame:
+        """One row per stage with the four macro figures."""
+        return pd.DataFrame([{"stage": stage, **summary(r)} for stage, r in self.reports.items()])
+
+
+def study_stages(
+    val_probabilities: np.ndarray,
+    val_labels: np.ndarray,
+    probabilities: np.ndarray,
+    labels: np.ndarray,
+    classes: Sequence[str],
+    gating_alpha: float = 0.5,
+    gating_form: str = "power",
+    calibration_method: str | None = "temperature",
+    tune_thresholds: bool = True,
+) -> StageResult:
+    """Evaluate each stage on (``probabilities``, ``labels``) with maps fitted on the validation split.
+
+    Stages: ``uncalibrated`` (as predicted), ``gated``, ``calibrated`` (gated, then calibrated with a map fitted on
+    the gated validation scores) and ``thresholded`` (the calibrated scores, with mF1 taken at per-class
+    F1-optimal thresholds fitted on validation instead of 0.5).
+    """
+    classes = list(classes)
+    reports = {"uncalibrated": compute_report(labels, probabilities, classes)}
+    val = normal_gating(val_probabilities, classes, alpha=gating_alpha, form=gating_form)
+    test = normal_gating(probabilities, classes, alpha=gating_alpha, form=gating_form)
+    reports["gated"] = compute_report(labels, test, classes)
+    calibration = None
+    if calibration_method:
+        calibration = fit_calibration(val, val_labels, classes, method=calibration_method)
+        val, test = calibration.apply(val, classes), calibration.apply(test, classes)
+        reports["calibrated"] = compute_report(labels, test, classes)
+    thresholds = None
+    if tune_thresholds:
+        thresholds = fit_thresholds(val, val_labels, classes)
+        report = dict(reports["calibrated" if calibration else "gated"])
+        f1 = f1_at_thresholds(labels, test, thresholds.for_classes(classes))
+        report["mF1"] = float(np.nanmean(f1)) if np.isfinite(f1).any() else float("nan")
+        report["per_class"] = {
+            name: {**row, "f1": float(f1[j])} for j, (name, row) in enumerate(report["per_class"].items())
+        }
+        reports["thresholded"] = report
+    return StageResult(reports, calibration, thresholds)
+
+
+def per_class_delta(before: dict[str, Any], after: dict[str, Any], key: str = "ap") -> pd.DataFrame:
+    """Per-class ``key`` before and after a change, and the difference."""
+    rows = [
+        {"class": name, "before": row[key], "after": after["per_class"][name][key]}
+        for name, row in before["per_class"].items()
+    ]
+    frame = pd.DataFrame(rows)
+    frame["delta"] = frame["after"] - frame["before"]
+    return frame

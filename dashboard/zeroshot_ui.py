@@ -1,0 +1,27 @@
+"""Cached zero-shot resources: a loaded CLIP model and a data set's image embeddings, shared across reruns."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from cxrlt_core.data.manifest import read_manifest
+from cxrlt_core.zeroshot.cache import EmbeddingCache
+from cxrlt_core.zeroshot.loading import ZeroShotModel, load_model
+from cxrlt_core.zeroshot.predict import ZeroShotScorer
+from dashboard.common import image_folder
+
+
+@st.cache_resource(show_spinner="Loading the CLIP model…", max_entries=4)
+def model(spec: str) -> ZeroShotModel:
+    """The open_clip model named by ``spec`` (``local-dir:…``, ``hf-hub:…``, ``ARCH:TAG``)."""
+    return load_model(spec)
+
+
+@st.cache_resource(show_spinner="Embedding the images (cached on disk after the first time)…", max_entries=8)
+def scorer(spec: str, labels_path: str, labels_mtime: float, cache_dir: str) -> ZeroShotScorer:
+    """Image embeddings of every image of a labels CSV (images in ``images/`` beside it), ready to score prompts."""
+    manifest = read_manifest(
+        labels_path, image_root=image_folder(labels_path), label_space="cxrlt2026", require_labels=False
+    )
+    paths = [manifest.image_path(i) for i in range(len(manifest))]
+    return ZeroShotScorer.from_paths(model(spec), paths, cache=EmbeddingCache(cache_dir), show_progress=False)

@@ -1,0 +1,99 @@
+"""Every dashboard page runs against a tiny built workspace, shows its key widgets and survives one interaction.
+
+Streamlit's AppTest runs each page script in this process (no browser); ``test_browser.py`` drives a real one.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from cxrlt_core.paths import REPO_ROOT
+from cxrlt_core.runs import read_status
+
+pytestmark = pytest.mark.slow
+st_testing = pytest.importorskip("streamlit.testing.v1")
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    from tests.dashboard_workspace import build_tiny_workspace
+
+    return build_tiny_workspace(tmp_path_factory.mktemp("dash") / "demo")
+
+
+@pytest.fixture
+def page(workspace, monkeypatch):
+    monkeypatch.setenv("CXRLT_WORKSPACE", str(workspace.root))
+    monkeypatch.chdir(REPO_ROOT)
+
+    def run(script: str):
+        app = st_testing.AppTest.from_file(str(REPO_ROOT / script), default_timeout=120)
+        app.run()
+        assert not app.exception, [e.message for e in app.exception]
+        assert not app.error, [e.value for e in app.error]
+        return app
+
+    return run
+
+
+def test_overview_lists_the_workspace(page):
+    app = page("app.py")
+    assert app.title[0].value.startswith("cxrlt")
+    text = " ".join(str(df.value) for df in app.dataframe)
+    assert "demo_csra" in text and "demo_mlp" in text
+    assert app.sidebar.text_input[0].value.endswith("demo")
+
+
+def test_results_page_shows_macro_figures_and_compares_runs(page):
+    app = page("pages/2_Results.py")
+    labels = [m.label for m in app.metric]
+    assert {"mAP", "mAUC", "mECE"} <= set(labels)
+    assert any(
+        m.label.startswith("head") or m.label.startswith("tail") or m.label.startswith("medium") for m in app.metric
+    )
+    second = next(s for s in app.selectbox if s.label.startswith("Second predictions"))
+    second.select_index(1).run()
+    assert not app.exception
+    assert any(m.label == "mAP (B − A)" for m in app.metric)
+
+
+def test_gating_slider_updates_metrics(page):
+    app = page("pages/4_Gating.py")
+    before = {m.label: m.value for m in app.metric}
+    app.slider[0].set_value(0.0).run()
+    assert not app.exception
+    after = {m.label: m.value for m in app.metric}
+    assert set(before) == set(after) and "mAP" in after
+    assert all("+0.0000" in str(m.delta) for m in app.metric if m.label in ("mAP", "mAUC"))
+
+
+def test_prompts_edit_rescores(page):
+    app = page("pages/3_Prompts.py")
+    assert any(m.label == "Unseen mAP" for m in app.metric)
+    alpha = next(n for n in app.number_input if n.label.startswith("α"))
+    alpha.set_value(10.0).run()
+    assert not app.exception and any(m.label == "Unseen mAP" for m in app.metric)
+
+
+def test_inspect_shows_probabilities_and_overlays(page):
+    app = page("pages/5_Inspect.py")
+    assert len(app.get("imgs")) >= 1 or app.get("image")
+    app.slider[0].set_value(0.8).run()
+    assert not app.exception
+
+
+def test_export_page_renders(page):
+    app = page("pages/6_Export.py")
+    assert any(b.label.startswith("Build") for b in app.button)
+
+
+def test_train_page_launches_a_one_step_run(page, workspace):
+    app = page("pages/1_Train.py")
+    run_name = next(t for t in app.text_input if t.label == "Run name")
+    run_name.set_value("ui_smoke")
+    more = next(t for t in app.text_input if t.label.startswith("More overrides"))
+    more.set_value("optim.max_steps_per_epoch=1 optim.phase2.epochs=0 data.image_size=64 optim.num_workers=0")
+    app.button[0].click().run()
+    assert not app.exception
+    assert (workspace.runs_dir / "ui_smoke").is_dir()
+    assert (read_status(workspace.run("ui_smoke")) or {}).get("state") in ("queued", "running", "finished")
