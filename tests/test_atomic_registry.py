@@ -48,3 +48,13 @@ def test_validation_error_lists_problems():
     err = ValidationError("labels.csv has 7 problems", [f"row {i}" for i in range(7)])
     assert err.problems[0] == "row 0"
     assert "(+2 more)" in str(err)
+
+
+def test_atomic_files_get_ordinary_permissions(tmp_path):
+    import os
+
+    target = tmp_path / "sub.csv"
+    write_text(target, "ImageID\n")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~mask
