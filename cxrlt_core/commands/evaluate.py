@@ -1,0 +1,98 @@
+"""``cxrlt evaluate``: score a predictions file against a labels CSV, as the challenge does.
+
+Rows are matched by id in any order and classes by column name; an id on one side only is an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+UNCERTAIN_CHOICES = ("ignore", "zero", "one")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``evaluate``."""
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="score predictions against labels: mAP, mAUC, mF1, mECE, head/medium/tail",
+        description="Print a per-class table and the macro figures; optionally write them as JSON.",
+    )
+    parser.add_argument("--pred", required=True, metavar="PRED", help="predictions .csv or .parquet")
+    parser.add_argument("--labels", required=True, metavar="LABELS.csv", help="labels CSV of the same images")
+    parser.add_argument("--train-labels", metavar="TRAIN.csv", help="training labels: head/medium/tail buckets")
+    parser.add_argument("--label-space", metavar="NAME", help="registered label space (default: labels header)")
+    parser.add_argument("--threshold", type=float, default=0.5, help="F1 decision threshold (default 0.5)")
+    parser.add_argument(
+        "--skipped-as-zero", action="store_true", help="count classes without positives as AP 0 (winning code)"
+    )
+    parser.add_argument("--bootstrap", type=int, default=0, metavar="N", help="bootstrap resamples for CIs")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    parser.add_argument("--uncertain", choices=UNCERTAIN_CHOICES, default="ignore", help="policy for -1 cells")
+    parser.add_argument(
+        "--allow-extra-columns",
+        action="store_true",
+        help="ignore label columns that are neither classes nor known metadata (default: error, as a misspelt "
+        "class would otherwise drop out of the scores silently)",
+    )
+    parser.add_argument("--json", metavar="OUT.json", help="write the report as JSON (atomically)")
+    parser.set_defaults(func=run)
+
+
+def _plain(obj: Any) -> Any:
+    """Numpy scalars and arrays to plain Python, for JSON."""
+    import numpy as np
+
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _plain(obj.tolist())
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load, align, score, print; exit 0."""
+    from cxrlt_core.atomic import write_json
+    from cxrlt_core.data.manifest import read_manifest
+    from cxrlt_core.errors import InputError
+    from cxrlt_core.evaluation import evaluate
+    from cxrlt_core.metrics import format_report_table
+    from cxrlt_core.predictions import read_predictions
+
+    if args.bootstrap < 0:
+        raise InputError(f"--bootstrap must be 0 or more, got {args.bootstrap}")
+    if not 0.0 <= args.threshold <= 1.0:
+        raise InputError(f"--threshold must be in [0, 1], got {args.threshold}")
+    strict = not args.allow_extra_columns
+    labels = read_manifest(args.labels, label_space=args.label_space, uncertain=args.uncertain, strict_columns=strict)
+    train = None
+    if args.train_labels:
+        train = read_manifest(
+            args.train_labels, label_space=labels.label_space, uncertain=args.uncertain, strict_columns=strict
+        )
+    pred = read_predictions(args.pred)
+    result = evaluate(
+        pred,
+        labels,
+        train,
+        threshold=args.threshold,
+        skipped_as_zero=args.skipped_as_zero,
+        bootstrap=args.bootstrap,
+        seed=args.seed,
+        progress=bool(args.bootstrap) and sys.stderr.isatty(),
+    )
+    if labels.extra_columns:
+        print(f"note: label columns ignored (not classes): {list(labels.extra_columns)}", file=sys.stderr)
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+    print(f"{args.pred} vs {args.labels}: {len(result.labels)} images, {len(result.classes)} classes")
+    print(format_report_table(result.report))
+    if args.json:
+        write_json(args.json, _plain(result.report))
+        print(f"wrote {args.json}")
+    return 0
