@@ -1,0 +1,308 @@
+"""Checkpoints: safetensors weights + a JSON sidecar that rebuilds and feeds the model; resumable training state.
+
+Files for a checkpoint ``best.safetensors``:
+    ``best.safetensors``: the model's state dict (plain tensors, no pickle), a ``checkpoint_id`` in its metadata.
+    ``best.json``: the sidecar: format, the same ``checkpoint_id``, ``model`` (``ModelConfig.to_dict()``: backbone,
+        head and its params, classes, label space, input size, mean/std), ``preprocess`` (the data pipeline's
+        ``Preprocess.to_dict()``), ``normalize`` (mean/std), run id, epoch, metrics, cxrlt version, creation time,
+        plus any extra keys the caller passed.
+    ``best.state.pt``: optional resumable training state (:func:`save_training_state`).
+
+Both files are written atomically (temporary file + rename), weights first; the shared ``checkpoint_id`` lets
+:func:`load_checkpoint` detect a sidecar and weights that come from different saves (a crash between the two writes).
+Loading never unpickles: safetensors for weights, JSON for the sidecar, ``torch.load(weights_only=True)`` for the state.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import uuid
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from cxrlt_core import __version__
+from cxrlt_core.atomic import atomic_path, write_json
+from cxrlt_core.errors import InputError
+from cxrlt_core.models.classifier import CxrClassifier, ModelConfig, build_model
+
+FORMAT = "cxrlt-checkpoint"
+FORMAT_VERSION = 1
+_RESERVED = ("format", "format_version", "checkpoint_id", "weights", "model", "cxrlt_version", "created", "normalize")
+
+
+def sidecar_path(path: str | os.PathLike[str]) -> Path:
+    """``<stem>.json`` beside ``<stem>.safetensors`` (accepts either path)."""
+    return Path(path).with_suffix(".json")
+
+
+def weights_path(path: str | os.PathLike[str]) -> Path:
+    """``<stem>.safetensors`` beside ``<stem>.json`` (accepts either path)."""
+    return Path(path).with_suffix(".safetensors")
+
+
+def training_state_path(path: str | os.PathLike[str]) -> Path:
+    """Where the resumable training state of checkpoint ``<stem>.safetensors`` goes: ``<stem>.state.pt``."""
+    return Path(path).with_suffix(".state.pt")
+
+
+# ---------------------------------------------------------------------------------------------------- weights
+def _plain_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Contiguous CPU copies; a tensor sharing storage with an earlier one (tied weights) is cloned."""
+    out: dict[str, torch.Tensor] = {}
+    seen: set[int] = set()
+    for key, value in model.state_dict().items():
+        tensor = value.detach().to("cpu").contiguous()
+        ptr = tensor.untyped_storage().data_ptr() if tensor.numel() else -1
+        if ptr in seen:
+            tensor = tensor.clone()
+        elif ptr != -1:
+            seen.add(ptr)
+        out[key] = tensor
+    return out
+
+
+def _default_preprocess(cfg: ModelConfig) -> dict[str, Any]:
+    from cxrlt_core.data.images import Preprocess
+
+    return Preprocess(image_size=int(cfg.input_size)).to_dict()
+
+
+def _json_ready(obj: Any) -> Any:
+    """Objects with ``to_dict`` become dicts, numpy values lists/numbers; NaN and infinities None (not JSON)."""
+    if hasattr(obj, "to_dict") and callable(obj.to_dict):
+        obj = obj.to_dict()
+    if isinstance(obj, (np.generic, np.ndarray)):
+        obj = obj.tolist()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, Mapping):
+        return {key: _json_ready(value) for key, value in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_ready(value) for value in obj]
+    return obj
+
+
+def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, sidecar: Mapping[str, Any] | None = None) -> Path:
+    """Write ``model``'s weights to ``path`` (``.safetensors``) and its sidecar to ``<stem>.json``, atomically.
+
+    Args:
+        path: target file, ending in ``.safetensors``.
+        model: a :class:`CxrClassifier`, or a DDP / timm EMA / torch.compile wrapper of one.
+        sidecar: extra information: ``run_id``, ``epoch``, ``metrics`` (dict), ``preprocess``
+            (``Preprocess.to_dict()``; default: the method's preprocessing at ``cfg.input_size``) and any other
+            JSON-serialisable keys (kept as given).
+
+    Returns:
+        The sidecar path.
+    """
+    target = Path(path)
+    if target.suffix != ".safetensors":
+        raise InputError(f"checkpoint path {target} must end in .safetensors")
+    inner = getattr(model, "module", model)  # DDP, timm ModelEma
+    inner = getattr(inner, "_orig_mod", inner)  # torch.compile
+    cfg = getattr(inner, "cfg", None)
+    if not isinstance(cfg, ModelConfig):
+        raise InputError("save_checkpoint needs a CxrClassifier (a model built by build_model) to record its config")
+    extra = _json_ready(dict(sidecar or {}))
+    clash = sorted(k for k in extra if k in _RESERVED)
+    if clash:
+        raise InputError(f"sidecar keys {clash} are written by save_checkpoint itself")
+    checkpoint_id = uuid.uuid4().hex
+    info: dict[str, Any] = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "checkpoint_id": checkpoint_id,
+        "weights": target.name,
+        "model": cfg.to_dict(),
+        "preprocess": dict(extra.pop("preprocess", None) or _default_preprocess(cfg)),
+        "normalize": {"mean": list(cfg.mean), "std": list(cfg.std), "in_chans": cfg.in_chans},
+        "run_id": extra.pop("run_id", None),
+        "epoch": extra.pop("epoch", None),
+        "metrics": dict(extra.pop("metrics", None) or {}),
+        "cxrlt_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **extra,
+    }
+    try:
+        json.dumps(info, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"checkpoint sidecar for {target} is not JSON-serialisable: {exc}") from None
+
+    from safetensors.torch import save_file
+
+    metadata = {"format": FORMAT, "checkpoint_id": checkpoint_id}
+    with atomic_path(target) as tmp:
+        save_file(_plain_state(inner), str(tmp), metadata=metadata)
+    side = sidecar_path(target)
+    write_json(side, info)
+    return side
+
+
+def read_sidecar(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The sidecar of checkpoint ``path`` (``.safetensors`` or ``.json``).
+
+    Raises:
+        InputError: missing, not JSON, or not a cxrlt checkpoint sidecar (the message names the file).
+    """
+    side = sidecar_path(path)
+    if not side.is_file():
+        raise InputError(
+            f"checkpoint sidecar {side} is missing: a cxrlt checkpoint is {weights_path(path).name} plus this .json, "
+            "which holds the model config"
+        )
+    try:
+        info = json.loads(side.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"checkpoint sidecar {side} is not valid JSON: {exc}") from None
+    if not isinstance(info, dict) or info.get("format") != FORMAT or not isinstance(info.get("model"), dict):
+        raise InputError(f"{side} is not a cxrlt checkpoint sidecar (needs format={FORMAT!r} and a model section)")
+    version = info.get("format_version", 1)
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise InputError(
+            f"checkpoint sidecar {side} has format version {version}; this cxrlt reads up to {FORMAT_VERSION}"
+        )
+    return info
+
+
+def load_checkpoint(
+    path: str | os.PathLike[str], map_location: str | torch.device = "cpu"
+) -> tuple[CxrClassifier, dict]:
+    """Rebuild the model from the sidecar alone and load its weights; returns ``(model in eval mode, sidecar)``.
+
+    Pretrained weights named in the config are not fetched (the checkpoint has all weights).
+
+    Raises:
+        InputError: missing or bad sidecar or weights, a sidecar from another save, or keys that do not match.
+    """
+    weights = weights_path(path)
+    info = read_sidecar(path)
+    if not weights.is_file():
+        raise InputError(f"checkpoint weights {weights} are missing (its sidecar {sidecar_path(path).name} exists)")
+    try:
+        cfg = ModelConfig.from_dict(info["model"])
+    except InputError as exc:
+        raise InputError(f"checkpoint sidecar {sidecar_path(path)}: {exc}") from None
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    try:
+        with safe_open(str(weights), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+        state = load_file(str(weights), device="cpu")
+    except Exception as exc:
+        raise InputError(f"checkpoint weights {weights} are not a readable safetensors file: {exc}") from None
+    saved_id, side_id = metadata.get("checkpoint_id"), info.get("checkpoint_id")
+    if saved_id and side_id and saved_id != side_id:
+        raise InputError(
+            f"checkpoint weights {weights.name} and sidecar {sidecar_path(path).name} come from different saves "
+            "(an interrupted write?); use a complete checkpoint"
+        )
+    try:
+        model = build_model(ModelConfig.from_dict({**cfg.to_dict(), "pretrained": None}))
+    except InputError as exc:
+        raise InputError(f"checkpoint sidecar {sidecar_path(path)}: {exc}") from None
+    model.cfg = cfg
+    target = model.state_dict()
+    missing = [k for k in target if k not in state]
+    unexpected = [k for k in state if k not in target]
+    wrong = [k for k in target if k in state and tuple(state[k].shape) != tuple(target[k].shape)]
+    if missing or unexpected or wrong:
+        raise InputError(
+            f"checkpoint weights {weights} do not match the model in {sidecar_path(path).name}: "
+            f"missing {missing[:3]}, unexpected {unexpected[:3]}, wrong shape {wrong[:3]}"
+        )
+    model.load_state_dict(state)
+    return model.to(map_location).eval(), info
+
+
+# ---------------------------------------------------------------------------------------------- training state
+_PLAIN = (torch.Tensor, bool, int, float, str, type(None))
+
+
+def _check_plain(obj: Any, where: str) -> None:
+    """Raise ``InputError`` naming the first value ``torch.load(weights_only=True)`` could not read back."""
+    if isinstance(obj, _PLAIN):
+        return
+    if isinstance(obj, Mapping):
+        for key, value in obj.items():
+            if not isinstance(key, (str, int)):
+                raise InputError(f"training state key {where}[{key!r}] must be a str or int")
+            _check_plain(value, f"{where}[{key!r}]")
+        return
+    if isinstance(obj, (list, tuple)):
+        for i, value in enumerate(obj):
+            _check_plain(value, f"{where}[{i}]")
+        return
+    raise InputError(
+        f"training state value {where} is a {type(obj).__name__}; keep only tensors, numbers, strings, None and "
+        "lists/dicts of them (convert numpy values with torch.as_tensor or float(); RNG states with capture_rng_state)"
+    )
+
+
+def save_training_state(path: str | os.PathLike[str], state: Mapping[str, Any]) -> None:
+    """Write the resumable training state atomically with ``torch.save``.
+
+    ``state`` holds only tensors, numbers, strings, None and lists/dicts of them — optimizer, scheduler, GradScaler
+    and EMA ``state_dict()``s qualify; RNG states go through :func:`capture_rng_state` (numpy and Python states
+    become tensors) — so that :func:`load_training_state` can read it with ``torch.load(weights_only=True)``.
+    This is checked before writing.
+    """
+    _check_plain(dict(state), "state")
+    with atomic_path(path) as tmp:
+        torch.save(dict(state), tmp)
+
+
+def load_training_state(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a training state written by :func:`save_training_state` (``torch.load(weights_only=True)``)."""
+    file = Path(path)
+    if not file.is_file():
+        raise InputError(f"training state {file} does not exist")
+    try:
+        state = torch.load(file, map_location=map_location, weights_only=True)
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"training state {file} cannot be read safely: {first}") from None
+    if not isinstance(state, dict):
+        raise InputError(f"training state {file} does not hold a dict")
+    return state
+
+
+def capture_rng_state() -> dict[str, Any]:
+    """Python, numpy (legacy global), torch CPU and CUDA generator states as tensors and numbers."""
+    version, internal, gauss = random.getstate()
+    name, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
+    state: dict[str, Any] = {
+        "python": {"version": int(version), "state": torch.tensor(internal, dtype=torch.int64), "gauss": gauss},
+        "numpy": {
+            "name": str(name),
+            "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = list(torch.cuda.get_rng_state_all())
+    return state
+
+
+def restore_rng_state(state: Mapping[str, Any]) -> None:
+    """Inverse of :func:`capture_rng_state` (CUDA states are restored when present and CUDA is available)."""
+    py = state["python"]
+    random.setstate((py["version"], tuple(int(v) for v in py["state"].tolist()), py["gauss"]))
+    npy = state["numpy"]
+    keys = npy["keys"].numpy().astype(np.uint32)
+    np.random.set_state((npy["name"], keys, npy["pos"], npy["has_gauss"], npy["cached_gaussian"]))
+    torch.set_rng_state(state["torch"].to("cpu", torch.uint8))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.to("cpu", torch.uint8) for s in state["cuda"]])
