@@ -200,7 +200,7 @@ def _step_train(ws: Workspace, profile: DemoProfile, run: str, report: Callable[
 
 def _step_predictions(ws: Workspace, profile: DemoProfile, report: Callable[[float, str], None]) -> None:
     from cxrlt_core.data.manifest import read_manifest
-    from cxrlt_core.inference import predict
+    from cxrlt_core.inference.predict import predict
     from cxrlt_core.runs import checkpoint_path
 
     data = _dataset_dir(ws)

@@ -72,7 +72,7 @@ def export_task1(
 
     Files: ``W/exports/<name>.predictions.parquet`` and ``W/exports/<name>.csv``.
     """
-    from cxrlt_core.inference import predict
+    from cxrlt_core.inference.predict import predict
 
     check_name(name, "export name")
     if not runs:
