@@ -32,12 +32,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cxrlt_core.data.manifest import read_manifest  # noqa: E402
-from cxrlt_core.inference.calibration import fit_calibration  # noqa: E402
 from cxrlt_core.inference.ensemble import ensemble_probabilities  # noqa: E402
-from cxrlt_core.inference.gating import normal_gating  # noqa: E402
 from cxrlt_core.inference.predict import predict  # noqa: E402
-from cxrlt_core.inference.thresholds import f1_at_thresholds, fit_thresholds  # noqa: E402
-from cxrlt_core.metrics import compute_report  # noqa: E402
+from cxrlt_core.postprocess_study import study_stages  # noqa: E402
 from cxrlt_core.predictions import align_to_labels, read_predictions  # noqa: E402
 
 
@@ -68,16 +65,12 @@ def _aligned(path: Path, labels_csv: Path) -> tuple[np.ndarray, np.ndarray, tupl
     return scores, labels, classes
 
 
-def _row(name: str, stage: str, labels: np.ndarray, scores: np.ndarray, classes, train, f1=None) -> dict[str, object]:
-    report = compute_report(labels, scores, classes, train_labels=train)
+def _row(name: str, stage: str, report: dict[str, object]) -> dict[str, object]:
     return {
         "model": name,
         "stage": stage,
-        "mAP": report["mAP"],
-        "mAUC": report["mAUC"],
-        "mF1": report["mF1"] if f1 is None else float(np.nanmean(f1)),
-        "mECE": report["mECE"],
-        "head/medium/tail mAP": [report["buckets"][b]["mAP"] for b in ("head", "medium", "tail")],
+        **{key: report[key] for key in ("mAP", "mAUC", "mF1", "mECE")},
+        "head/medium/tail mAP": [report["buckets"][b]["mAP"] for b in ("head", "medium", "tail")],  # type: ignore[index]
     }
 
 
@@ -122,19 +115,18 @@ def main() -> int:
     train_labels = train.labels[:, [train.classes.index(c) for c in per_model["CSRA"]["test"][2]]]
     for name, splits in systems.items():
         (val_raw, val_labels, classes), (test_raw, test_labels, _) = splits["val"], splits["test"]
-        val_gated, test_gated = (
-            normal_gating(p, classes, alpha=args.gating_alpha, form=args.gating_form) for p in (val_raw, test_raw)
-        )
-        calibration = fit_calibration(val_gated, val_labels, classes, method="temperature")
-        val_cal, test_cal = calibration.apply(val_gated, classes), calibration.apply(test_gated, classes)
-        thresholds = fit_thresholds(val_cal, val_labels, classes)
-        tuned_f1 = f1_at_thresholds(test_labels, test_cal, thresholds.thresholds)
-        stage_rows = [
-            _row(name, "uncalibrated", test_labels, test_raw, classes, train_labels),
-            _row(name, f"gated (alpha {args.gating_alpha:g})", test_labels, test_gated, classes, train_labels),
-            _row(name, "calibrated (temperature)", test_labels, test_cal, classes, train_labels),
-            _row(name, "thresholded (per-class F1)", test_labels, test_cal, classes, train_labels, f1=tuned_f1),
-        ]
+        result = study_stages(
+            val_raw, val_labels, test_raw, test_labels, classes, gating_alpha=args.gating_alpha,
+            gating_form=args.gating_form, calibration_method="temperature", tune_thresholds=True,
+            train_labels=train_labels,
+        )  # fmt: skip
+        titles = {
+            "uncalibrated": "uncalibrated",
+            "gated": f"gated (alpha {args.gating_alpha:g})",
+            "calibrated": "calibrated (temperature)",
+            "thresholded": "thresholded (per-class F1)",
+        }
+        stage_rows = [_row(name, titles[stage], report) for stage, report in result.reports.items()]
         rows += stage_rows
         raw, gated, cal, thr = stage_rows
         checks[name] = {

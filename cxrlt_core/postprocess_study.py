@@ -108,23 +108,29 @@ def study_stages(
     gating_form: str = "power",
     calibration_method: str | None = "temperature",
     tune_thresholds: bool = True,
+    train_labels: np.ndarray | None = None,
 ) -> StageResult:
     """Evaluate each stage on (``probabilities``, ``labels``) with maps fitted on the validation split.
 
     Stages: ``uncalibrated`` (as predicted), ``gated``, ``calibrated`` (gated, then calibrated with a map fitted on
     the gated validation scores) and ``thresholded`` (the calibrated scores, with mF1 taken at per-class
-    F1-optimal thresholds fitted on validation instead of 0.5).
+    F1-optimal thresholds fitted on validation instead of 0.5). ``train_labels`` (columns = ``classes``) adds the
+    head / medium / tail buckets to every report.
     """
     classes = list(classes)
-    reports = {"uncalibrated": compute_report(labels, probabilities, classes)}
+
+    def report_of(scores: np.ndarray) -> dict[str, Any]:
+        return compute_report(labels, scores, classes, train_labels=train_labels)
+
+    reports = {"uncalibrated": report_of(probabilities)}
     val = normal_gating(val_probabilities, classes, alpha=gating_alpha, form=gating_form)
     test = normal_gating(probabilities, classes, alpha=gating_alpha, form=gating_form)
-    reports["gated"] = compute_report(labels, test, classes)
+    reports["gated"] = report_of(test)
     calibration = None
     if calibration_method:
         calibration = fit_calibration(val, val_labels, classes, method=calibration_method)
         val, test = calibration.apply(val, classes), calibration.apply(test, classes)
-        reports["calibrated"] = compute_report(labels, test, classes)
+        reports["calibrated"] = report_of(test)
     thresholds = None
     if tune_thresholds:
         thresholds = fit_thresholds(val, val_labels, classes)
