@@ -1,0 +1,68 @@
+"""Attention maps, Grad-CAM and overlays on a tiny model with known shapes and values."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from cxrlt_core.explain import (
+    encode_png,
+    grad_cam,
+    head_attention_maps,
+    normalize_map,
+    overlay,
+    prepare_radiograph,
+    resize_map,
+    top_findings,
+)
+from cxrlt_core.models import ModelConfig, build_model
+from cxrlt_core.models.checkpoint import load_checkpoint, save_checkpoint
+
+
+def test_normalize_and_resize_maps():
+    heat = np.array([[1.0, 3.0], [2.0, 5.0]])
+    np.testing.assert_allclose(normalize_map(heat), [[0, 0.5], [0.25, 1]])
+    assert not normalize_map(np.full((3, 3), 7.0)).any()
+    assert resize_map(heat, (8, 6)).shape == (8, 6)
+
+
+def test_overlay_blends_colour_over_gray():
+    gray = np.full((32, 40), 100, np.uint8)
+    out = overlay(gray, np.zeros((4, 5)), opacity=0.0)
+    assert out.shape == (32, 40, 3) and out.dtype == np.uint8 and (out == 100).all()
+    hot = overlay(gray, np.eye(4), opacity=1.0)
+    assert not (hot == 100).all()
+    with pytest.raises(ValueError, match="uint8"):
+        overlay(gray.astype(np.float32), np.eye(4))
+    assert encode_png(hot)[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_top_findings_orders_by_probability():
+    assert top_findings(np.array([0.1, 0.9, 0.5]), ["a", "b", "c"], k=2) == [("b", 0.9), ("c", 0.5)]
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    torch.manual_seed(0)
+    names = ["Normal", "cardiomegaly", "Nodule"]
+    model = build_model(ModelConfig(backbone="convnextv2_atto", head="csra", num_classes=3, class_names=names,
+                                    drop_path_rate=0.0, input_size=64))  # fmt: skip
+    path = tmp_path_factory.mktemp("ckpt") / "best.safetensors"
+    save_checkpoint(path, model.eval())
+    return path
+
+
+@pytest.mark.parametrize("method", ["gradcam", "gradcam++", "hirescam", "eigencam"])
+def test_grad_cam_and_head_maps_on_a_radiograph(tiny_checkpoint, method):
+    model, sidecar = load_checkpoint(tiny_checkpoint)
+    image = (np.random.default_rng(0).random((90, 70)) * 4095).astype(np.uint16)
+    gray, batch = prepare_radiograph(image, sidecar)
+    assert gray.shape == (64, 64) and gray.dtype == np.uint8 and tuple(batch.shape) == (1, 3, 64, 64)
+    probs, maps = head_attention_maps(model, batch)
+    assert probs.shape == (3,) and maps.shape[0] == 3 and maps.ndim == 3
+    with torch.no_grad():
+        np.testing.assert_allclose(probs, torch.sigmoid(model(batch))[0].numpy(), atol=1e-6)
+    cam = grad_cam(model, batch, class_index=1, method=method)
+    assert cam.shape == (64, 64) and cam.min() >= 0.0 and cam.max() <= 1.0
+    assert not model.training
