@@ -1,0 +1,441 @@
+"""Training recipes: dataclasses that round-trip to YAML, with ``key=value`` overrides and checked types.
+
+A recipe (``train_jobs/*.yaml``) has six sections: ``data``, ``model``, ``loss``, ``sampler``, ``optim`` and the
+recipe's ``name`` / ``description``. Every key is optional except ``data.train_csv``; missing keys take the
+defaults below, which are the CXR-LT 2026 winning code's values (METHOD.md). Unknown keys, values of the wrong
+type and impossible values (a negative learning rate) are one :class:`~cxrlt_core.errors.InputError` naming the
+file and the key.
+
+Paths may start with ``${workspace}`` (the run's workspace), ``${shared_data}`` (``../shared/data`` or
+``$CXRLT_SHARED_DATA``) or ``${repo}`` (the repository); other relative paths are relative to the current folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from cxrlt_core.data.augment import AugmentConfig
+from cxrlt_core.errors import InputError
+
+AMP_MODES = ("auto", "bf16", "fp16", "off")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclasses.dataclass
+class DataConfig:
+    """Where the images and labels are, how they are split and preprocessed."""
+
+    train_csv: str = ""
+    val_csv: str | None = None
+    val_fraction: float = 0.1
+    split_seed: int = 0
+    image_root: str | None = None
+    meta_csv: str | None = None
+    label_space: str | None = None
+    id_column: str | None = None
+    uncertain: Literal["ignore", "zero", "one"] = "ignore"
+    image_size: int = 512
+    clip_low: float = 0.5
+    clip_high: float = 99.5
+    cache: bool = True
+    cache_dir: str | None = None
+    on_error: Literal["raise", "skip"] = "raise"
+    augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
+
+    def check(self) -> None:
+        if not self.train_csv:
+            raise InputError("data.train_csv is required")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise InputError(f"data.val_fraction must be between 0 and 1, got {self.val_fraction}")
+        if self.image_size < 16:
+            raise InputError(f"data.image_size must be at least 16, got {self.image_size}")
+        if not 0.0 <= self.clip_low < self.clip_high <= 100.0:
+            raise InputError(
+                f"data.clip_low/clip_high must satisfy 0 <= low < high <= 100, got {self.clip_low}, {self.clip_high}"
+            )
+
+
+@dataclasses.dataclass
+class ModelSection:
+    """The network: a timm backbone by name and a registered head (``cxrlt_core.models``)."""
+
+    backbone: str = "convnextv2_base"
+    head: str = "csra"
+    head_params: dict[str, Any] = dataclasses.field(default_factory=dict)
+    drop_path_rate: float = 0.2
+    pretrained: str | None = None
+    mean: list[float] | None = None
+    std: list[float] | None = None
+
+    def check(self) -> None:
+        if not 0.0 <= self.drop_path_rate < 1.0:
+            raise InputError(f"model.drop_path_rate must be in [0, 1), got {self.drop_path_rate}")
+        for key in ("mean", "std"):
+            value = getattr(self, key)
+            if value is not None and len(value) != 3:
+                raise InputError(f"model.{key} needs 3 values (one per channel), got {value}")
+
+
+@dataclasses.dataclass
+class LossConfig:
+    """A registered loss (``cxrlt_core.losses``: bce, asl, db) and its keyword parameters."""
+
+    name: str = "db"
+    params: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class SamplerConfig:
+    """Class-aware repeat-factor sampling (``cxrlt_core.data.sampler``); off = a plain shuffled epoch."""
+
+    enabled: bool = True
+    T: float = 0.01
+    r_max: float = 10.0
+    frequency: Literal["share_of_positives", "image_prevalence"] = "share_of_positives"
+    rounding: Literal["deterministic", "stochastic"] = "deterministic"
+
+    def check(self) -> None:
+        if not self.T > 0:
+            raise InputError(f"sampler.T must be > 0, got {self.T}")
+        if not self.r_max >= 1:
+            raise InputError(f"sampler.r_max must be >= 1, got {self.r_max}")
+
+
+@dataclasses.dataclass
+class Phase1Config:
+    """Head-only training with the backbone frozen, constant learning rate (AdamW)."""
+
+    epochs: int = 10
+    lr: float = 1e-3
+    wd: float = 0.01
+
+
+@dataclasses.dataclass
+class Phase2Config:
+    """Full fine-tuning (AdamW): per-step linear warm-up, then cosine decay to ``min_lr_ratio`` × the peak."""
+
+    epochs: int = 60
+    backbone_lr: float = 1.5e-5
+    head_lr: float = 1.5e-4
+    backbone_wd: float = 0.01
+    head_wd: float = 0.05
+    warmup_epochs: float = 5.0
+    min_lr_ratio: float = 0.01
+
+
+@dataclasses.dataclass
+class EmaConfig:
+    """Exponential moving average of the weights during phase 2; validation and checkpoints use it."""
+
+    enabled: bool = True
+    decay: float = 0.9999
+    warmup: bool = False
+
+
+@dataclasses.dataclass
+class OptimConfig:
+    """Optimisation and the training loop's switches."""
+
+    phase1: Phase1Config = dataclasses.field(default_factory=Phase1Config)
+    phase2: Phase2Config = dataclasses.field(default_factory=Phase2Config)
+    batch_size: int = 64
+    val_batch_size: int | None = None
+    num_workers: int | Literal["auto"] = "auto"
+    eps: float = 1e-5
+    decay_norm_and_bias: bool = True
+    grad_clip: float | None = 1.0
+    amp: Literal["auto", "bf16", "fp16", "off"] = "auto"
+    channels_last: bool = True
+    ema: EmaConfig = dataclasses.field(default_factory=EmaConfig)
+    sync_bn: bool = True
+    early_stop_patience: int | None = None
+    max_steps_per_epoch: int | None = None
+    max_val_batches: int | None = None
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: int | None = None
+
+    def check(self) -> None:
+        rates = {
+            "optim.phase1.lr": self.phase1.lr,
+            "optim.phase2.backbone_lr": self.phase2.backbone_lr,
+            "optim.phase2.head_lr": self.phase2.head_lr,
+        }
+        decays = {
+            "optim.phase1.wd": self.phase1.wd,
+            "optim.phase2.backbone_wd": self.phase2.backbone_wd,
+            "optim.phase2.head_wd": self.phase2.head_wd,
+        }
+        for key, value in {**rates, **decays}.items():
+            if value < 0:
+                raise InputError(f"{key} must be >= 0, got {value}")
+        for key, value in (("optim.phase1.epochs", self.phase1.epochs), ("optim.phase2.epochs", self.phase2.epochs)):
+            if value < 0:
+                raise InputError(f"{key} must be >= 0, got {value}")
+        if self.phase1.epochs + self.phase2.epochs == 0:
+            raise InputError("optim.phase1.epochs + optim.phase2.epochs must be at least 1")
+        if self.phase2.warmup_epochs < 0 or (self.phase2.epochs and self.phase2.warmup_epochs > self.phase2.epochs):
+            raise InputError(
+                f"optim.phase2.warmup_epochs must be in [0, phase2.epochs={self.phase2.epochs}], "
+                f"got {self.phase2.warmup_epochs}"
+            )
+        if not 0.0 <= self.phase2.min_lr_ratio <= 1.0:
+            raise InputError(f"optim.phase2.min_lr_ratio must be in [0, 1], got {self.phase2.min_lr_ratio}")
+        positive = {
+            "optim.batch_size": self.batch_size,
+            "optim.val_batch_size": self.val_batch_size,
+            "optim.max_steps_per_epoch": self.max_steps_per_epoch,
+            "optim.max_val_batches": self.max_val_batches,
+            "optim.early_stop_patience": self.early_stop_patience,
+            "optim.threads": self.threads,
+        }
+        for key, value in positive.items():
+            if value is not None and value < 1:
+                raise InputError(f"{key} must be >= 1, got {value}")
+        if self.num_workers != "auto" and self.num_workers < 0:
+            raise InputError(f"optim.num_workers must be >= 0 or auto, got {self.num_workers}")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise InputError(f"optim.grad_clip must be > 0 (or null for no clipping), got {self.grad_clip}")
+        if not 0.0 <= self.ema.decay < 1.0:
+            raise InputError(f"optim.ema.decay must be in [0, 1), got {self.ema.decay}")
+        if self.eps <= 0:
+            raise InputError(f"optim.eps must be > 0, got {self.eps}")
+
+
+@dataclasses.dataclass
+class Recipe:
+    """A whole training recipe."""
+
+    name: str = "recipe"
+    description: str = ""
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    model: ModelSection = dataclasses.field(default_factory=ModelSection)
+    loss: LossConfig = dataclasses.field(default_factory=LossConfig)
+    sampler: SamplerConfig = dataclasses.field(default_factory=SamplerConfig)
+    optim: OptimConfig = dataclasses.field(default_factory=OptimConfig)
+
+    def check(self) -> None:
+        """Raise ``InputError`` for impossible values (types are checked while parsing)."""
+        self.data.check()
+        self.model.check()
+        self.sampler.check()
+        self.optim.check()
+
+    @property
+    def total_epochs(self) -> int:
+        return self.optim.phase1.epochs + self.optim.phase2.epochs
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain types (lists, dicts, scalars), in field order."""
+        return _plain(dataclasses.asdict(self))
+
+    def to_yaml(self) -> str:
+        """The recipe as YAML; :func:`recipe_from_yaml` reads it back to an equal recipe."""
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True, width=120)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str = "recipe") -> Recipe:
+        """Build and check a recipe from nested dicts (e.g. parsed YAML)."""
+        recipe = _build(cls, data, source, "")
+        try:
+            recipe.check()
+        except InputError as exc:
+            raise InputError(f"{source}: {exc}") from None
+        return recipe
+
+
+# ------------------------------------------------------------------------------------------------ loading, overrides
+def load_recipe(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> Recipe:
+    """Read a recipe YAML file and apply ``key=value`` overrides (values parsed as YAML).
+
+    Example: ``load_recipe("train_jobs/demo_csra.yaml", ["optim.phase2.epochs=3", "model.head=mlp"])``.
+
+    Raises:
+        InputError: missing file, bad YAML, unknown keys, wrong types or impossible values, naming the file and key.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: recipe file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise InputError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: a recipe must be a mapping of sections, got {type(data).__name__}")
+    data = apply_overrides(data, overrides)
+    return Recipe.from_dict(data, source=str(path))
+
+
+def recipe_from_yaml(text: str, source: str = "recipe", overrides: Sequence[str] = ()) -> Recipe:
+    """Parse a recipe from YAML text (e.g. a run's ``config.yaml``)."""
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise InputError(f"{source}: not valid YAML ({' '.join(str(exc).split())})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{source}: a recipe must be a mapping of sections")
+    return Recipe.from_dict(apply_overrides(data, overrides), source=source)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"optim.phase2.head_lr=3e-4"`` → (["optim", "phase2", "head_lr"], 3e-4); the value is parsed as YAML."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise InputError(f"override {text!r} is not of the form section.key=value")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        raise InputError(f"override {text!r}: value {raw!r} is not valid YAML") from None
+    return key.split("."), value
+
+
+def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """A deep copy of ``data`` with each ``a.b.c=value`` set (intermediate mappings are created)."""
+    result = _deep_copy(data)
+    for text in overrides:
+        keys, value = parse_override(text)
+        node = result
+        for depth, key in enumerate(keys[:-1]):
+            child = node.get(key)
+            if child is None:
+                child = node[key] = {}
+            if not isinstance(child, dict):
+                raise InputError(f"override {text!r}: {'.'.join(keys[: depth + 1])} is a value, not a section")
+            node = child
+        node[keys[-1]] = value
+    return result
+
+
+def resolve_path(value: str | None, workspace: str | os.PathLike[str] | None = None) -> Path | None:
+    """Expand ``${workspace}``, ``${shared_data}``, ``${repo}`` and ``~`` in a recipe path."""
+    if value is None:
+        return None
+    from cxrlt_core.paths import REPO_ROOT, default_workspace, shared_data_dir
+
+    places = {
+        "${workspace}": Path(workspace) if workspace is not None else default_workspace(),
+        "${shared_data}": shared_data_dir(),
+        "${repo}": REPO_ROOT,
+    }
+    text = str(value)
+    for token, place in places.items():
+        if text.startswith(token):
+            text = str(place) + text[len(token) :]
+    if "${" in text:
+        raise InputError(f"path {value!r}: unknown placeholder; use one of {', '.join(places)}")
+    return Path(text).expanduser().resolve()
+
+
+# ---------------------------------------------------------------------------------------------- typed construction
+def _build(cls: type, data: Any, source: str, prefix: str) -> Any:
+    where = prefix.rstrip(".") or "recipe"
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise InputError(f"{source}: {where} must be a mapping of keys, got {_describe(data)}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), list(fields), n=1)
+            hint = f"; did you mean '{prefix}{close[0]}'?" if close else f"; known keys: {', '.join(fields)}"
+            raise InputError(f"{source}: unknown key '{prefix}{key}'{hint}")
+        kwargs[key] = _coerce(hints[key], value, source, f"{prefix}{key}")
+    return cls(**kwargs)
+
+
+def _coerce(hint: Any, value: Any, source: str, key: str) -> Any:
+    """Check ``value`` against the type ``hint`` (and convert where YAML is loose); raise naming ``key``."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, source, f"{key}.")
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        options = [a for a in args if a is not type(None)]
+        errors = []
+        for option in options:
+            try:
+                return _coerce(option, value, source, key)
+            except InputError as exc:
+                errors.append(exc)
+        raise errors[0] if len(options) == 1 else InputError(f"{source}: {key} = {value!r} has the wrong type")
+    if origin is Literal:
+        if value not in args:
+            raise InputError(f"{source}: {key} = {value!r}; choose one of: {', '.join(map(str, args))}")
+        return value
+    if hint is Any:
+        return value
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise InputError(f"{source}: {key} must be true or false, got {_describe(value)}")
+    if hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise InputError(f"{source}: {key} must be an integer, got {_describe(value)}")
+    if hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            # YAML 1.1 reads 1e-3 (no dot) as a string; accept what is clearly a number
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise InputError(f"{source}: {key} must be a number, got {_describe(value)}")
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        raise InputError(f"{source}: {key} must be a string, got {_describe(value)}")
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise InputError(f"{source}: {key} must be a list, got {_describe(value)}")
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(value) != len(args):
+                raise InputError(f"{source}: {key} must have {len(args)} values, got {len(value)}")
+            return tuple(_coerce(a, v, source, f"{key}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
+        item = args[0] if args else Any
+        items = [_coerce(item, v, source, f"{key}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise InputError(f"{source}: {key} must be a mapping, got {_describe(value)}")
+        return {str(k): v for k, v in value.items()}
+    raise TypeError(f"recipe field {key} has an unsupported type {hint!r}")  # a bug in this module, not user input
+
+
+def _describe(value: Any) -> str:
+    return f"{value!r} ({type(value).__name__})"
+
+
+def _plain(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj
+
+
+def _deep_copy(obj: Any) -> Any:
+    if isinstance(obj, Mapping):
+        return {k: _deep_copy(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_deep_copy(v) for v in obj]
+    return obj
