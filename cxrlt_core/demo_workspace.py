@@ -75,7 +75,7 @@ PROFILES = {
             "optim.batch_size=8",
             "optim.num_workers=0",
         ),
-        clip_options={"epochs": 1, "image_size": 64, "max_steps": 2},
+        clip_options={"epochs": 1, "image_size": 64, "batch_size": 16, "text_draws": 1},
         tta="none",
     ),
 }
@@ -222,13 +222,14 @@ def _step_predictions(ws: Workspace, profile: DemoProfile, report: Callable[[flo
 
 
 def _step_clip(ws: Workspace, profile: DemoProfile, report: Callable[[float, str], None]) -> None:
-    from cxrlt_core.zeroshot.demo_clip import train_demo_clip
+    from cxrlt_core.zeroshot.demo_clip import DemoClipConfig, train_demo_clip
 
     train_demo_clip(
         _dataset_dir(ws),
         ws.models_dir / CLIP_MODEL,
-        progress=lambda done, total: report(done / max(total, 1), f"training the demo CLIP {done}/{total}"),
-        **profile.clip_options,
+        config=DemoClipConfig(**profile.clip_options),
+        progress=lambda stage, fraction: report(fraction, f"training the demo CLIP: {stage}"),
+        log=None,
     )
 
 

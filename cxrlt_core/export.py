@@ -103,3 +103,46 @@ def export_task1(
     write = ["cxrlt", "submission", "write", "--pred", str(pred_path), "--task", "1", "--ids", str(test_csv)]
     write += ["--out", str(out)]
     return ExportResult(pred_path, out, rows, problems, [shlex.join(command), shlex.join(write)])
+
+
+def export_task2(
+    workspace: Workspace,
+    model_spec: str,
+    prompt_set: str | None,
+    test_csv: str | os.PathLike[str],
+    name: str,
+    images: str | os.PathLike[str] | None = None,
+    goiter_spelling: str = "Goiter",
+    progress: Progress | None = None,
+) -> ExportResult:
+    """Score ``test_csv`` zero-shot with ``model_spec`` and a saved prompt set; write a Task 2 submission.
+
+    Args:
+        prompt_set: a prompt set saved in ``W/prompts`` (its current version), or ``None`` for the set saved with
+            the model, else the built-in set for the six unseen findings.
+        goiter_spelling: the submission's column spelling (``goiter`` is what the winning code wrote).
+    """
+    from cxrlt_core.zeroshot.predict import predict_zero_shot
+    from cxrlt_core.zeroshot.prompts import PromptStore
+
+    check_name(name, "export name")
+    space = _label_space(goiter_spelling)
+    manifest, root = _test_manifest(test_csv, images)
+    prompts_path = None
+    if prompt_set is not None:
+        store = PromptStore(workspace.prompts_dir)
+        prompts_path = next(v.path for v in store.versions(prompt_set) if v.current)
+    pred_path = workspace.exports_dir / f"{name}.predictions.parquet"
+    out = workspace.exports_dir / f"{name}.csv"
+    predict_zero_shot(
+        model_spec, manifest, pred_path, prompts=prompts_path, cache_dir=workspace.cache_dir, progress=progress
+    )
+    rows, problems = _write_and_validate(pred_path, Path(test_csv), out, 2, space)
+    command = ["cxrlt", "zeroshot", "predict", "--model", model_spec]
+    if prompts_path is not None:
+        command += ["--prompts", str(prompts_path)]
+    command += ["--labels", str(test_csv), "--images", str(root), "--cache", str(workspace.cache_dir)]
+    command += ["--out", str(pred_path)]
+    write = ["cxrlt", "submission", "write", "--pred", str(pred_path), "--task", "2", "--ids", str(test_csv)]
+    write += ["--out", str(out), "--goiter-spelling", goiter_spelling]
+    return ExportResult(pred_path, out, rows, problems, [shlex.join(command), shlex.join(write)])

@@ -60,7 +60,9 @@ def create_run(workspace: str | os.PathLike[str] | Workspace, name: str | None =
     ws = workspace if isinstance(workspace, Workspace) else Workspace.open(workspace)
     name = check_name(name, "run name") if name is not None else new_run_name()
     run_dir = ws.run(name)
-    if run_dir.exists() and not exist_ok:
+    # A folder holding only a launcher's "queued" status (cxrlt_core.jobs) is this run's own placeholder.
+    placeholder = (read_status(run_dir) or {}).get("state") == "queued" and not (run_dir / METRICS_FILE).exists()
+    if run_dir.exists() and not exist_ok and not placeholder:
         raise InputError(f"run {name!r} already exists in {ws.runs_dir}; pick another --run-name or resume it")
     (run_dir / CHECKPOINT_DIR).mkdir(parents=True, exist_ok=True)
     return run_dir

@@ -115,7 +115,9 @@ with runs_tab:
     chosen = st.selectbox("Run", run_names, index=run_names.index(selected) if selected in run_names else 0)
     run_dir = workspace.run(chosen)
 
-    @st.fragment(run_every=3.0)
+    live = (read_status(run_dir) or {}).get("state") in ("queued", "running")
+
+    @st.fragment(run_every=3.0 if live else None)  # refresh only while the run can still change
     def _run_panel() -> None:
         status = read_status(run_dir) or {}
         state = status.get("state", "unknown")

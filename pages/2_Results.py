@@ -113,7 +113,11 @@ rel_fig.update_yaxes(title="fraction positive", range=[0, 1])
 curve_right.plotly_chart(rel_fig, key="rel_curve")
 
 st.subheader("Compare with another predictions file")
-other = st.selectbox("Second predictions file (B)", ["(none)", *[n for n in pred_names if n != pred_name]])
+# Files of the same split (same file name, e.g. test.parquet of another run) first: they match the labels.
+same_split = sorted(
+    (n for n in pred_names if n != pred_name), key=lambda n: n.split("/")[-1] != pred_name.split("/")[-1]
+)
+other = st.selectbox("Second predictions file (B)", ["(none)", *same_split])
 if other != "(none)":
     other_path = prediction_files[other]
     try:

@@ -16,3 +16,13 @@ def shared_data() -> Path:
     if not (root / "README.md").is_file():
         pytest.skip(f"real data folder {root} is absent (a fresh clone has no ../shared/data)")
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_workspace(tmp_path_factory):
+    """A fully built demo workspace at toy sizes (the ``tiny`` profile), shared by the dashboard tests."""
+    from cxrlt_core.demo_workspace import build_demo_workspace, is_complete
+
+    workspace = build_demo_workspace(tmp_path_factory.mktemp("tiny_ws") / "demo", profile="tiny")
+    assert is_complete(workspace)
+    return workspace

@@ -31,13 +31,11 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, tiny_workspace):
     if not os.path.exists(CHROMIUM):
         pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
     pytest.importorskip("playwright.sync_api")
-    from tests.dashboard_workspace import build_tiny_workspace
-
-    workspace = build_tiny_workspace(tmp_path_factory.mktemp("browser") / "demo")
+    workspace = tiny_workspace
     port = _free_port()
     env = {**os.environ, "CXRLT_WORKSPACE": str(workspace.root)}
     command = [

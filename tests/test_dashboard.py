@@ -5,6 +5,8 @@ Streamlit's AppTest runs each page script in this process (no browser); ``test_b
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from cxrlt_core.paths import REPO_ROOT
@@ -15,10 +17,8 @@ st_testing = pytest.importorskip("streamlit.testing.v1")
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory):
-    from tests.dashboard_workspace import build_tiny_workspace
-
-    return build_tiny_workspace(tmp_path_factory.mktemp("dash") / "demo")
+def workspace(tiny_workspace):
+    return tiny_workspace
 
 
 @pytest.fixture
@@ -92,8 +92,15 @@ def test_train_page_launches_a_one_step_run(page, workspace):
     run_name = next(t for t in app.text_input if t.label == "Run name")
     run_name.set_value("ui_smoke")
     more = next(t for t in app.text_input if t.label.startswith("More overrides"))
-    more.set_value("optim.max_steps_per_epoch=1 optim.phase2.epochs=0 data.image_size=64 optim.num_workers=0")
+    more.set_value(
+        "optim.max_steps_per_epoch=1 optim.phase1.epochs=0 optim.phase2.epochs=1 data.image_size=64 optim.num_workers=0"
+    )
     app.button[0].click().run()
     assert not app.exception
     assert (workspace.runs_dir / "ui_smoke").is_dir()
-    assert (read_status(workspace.run("ui_smoke")) or {}).get("state") in ("queued", "running", "finished")
+    deadline = time.monotonic() + 300
+    while (read_status(workspace.run("ui_smoke")) or {}).get("state") in ("queued", "running", None):
+        assert time.monotonic() < deadline, "the launched run did not finish"
+        time.sleep(1)
+    assert read_status(workspace.run("ui_smoke"))["state"] == "finished"
+    assert (workspace.run("ui_smoke") / "checkpoints" / "best.safetensors").is_file()
