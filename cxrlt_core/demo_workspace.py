@@ -61,7 +61,8 @@ class DemoProfile:
 
 
 PROFILES = {
-    "default": DemoProfile(n_train=2000, n_val=400, n_test=600, image_size=256),
+    # The demo CLIP trains for fewer epochs than `cxrlt zeroshot train-demo` (10) to keep the build short.
+    "default": DemoProfile(n_train=2000, n_val=400, n_test=600, image_size=256, clip_options={"epochs": 4}),
     "tiny": DemoProfile(
         n_train=64,
         n_val=24,

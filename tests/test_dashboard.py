@@ -95,8 +95,9 @@ def test_train_page_launches_a_one_step_run(page, workspace):
     more.set_value(
         "optim.max_steps_per_epoch=1 optim.phase1.epochs=0 optim.phase2.epochs=1 data.image_size=64 optim.num_workers=0"
     )
-    app.button[0].click().run()
-    assert not app.exception
+    next(b for b in app.button if b.label == "Launch").click().run()
+    assert not app.exception and not app.error, [e.value for e in app.error]
+    assert any("Launched ui_smoke" in s.value for s in app.success)
     assert (workspace.runs_dir / "ui_smoke").is_dir()
     deadline = time.monotonic() + 300
     while (read_status(workspace.run("ui_smoke")) or {}).get("state") in ("queued", "running", None):

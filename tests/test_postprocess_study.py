@@ -31,9 +31,7 @@ def test_gating_sweep_at_zero_equals_no_gating():
 
 def test_stages_keep_ranking_and_improve_calibration_and_f1():
     (val, val_labels), (test, test_labels) = _split(1), _split(2)
-    result = study_stages(
-        val, val_labels, test, test_labels, CLASSES, gating_alpha=0.5, calibration_method="platt"
-    )
+    result = study_stages(val, val_labels, test, test_labels, CLASSES, gating_alpha=0.5, calibration_method="platt")
     reports = result.reports
     assert list(reports) == ["uncalibrated", "gated", "calibrated", "thresholded"]
     assert reports["calibrated"]["mAP"] == pytest.approx(reports["gated"]["mAP"], abs=1e-9)
