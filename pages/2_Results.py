@@ -50,6 +50,12 @@ except Exception as exc:  # noqa: BLE001 - shown to the user in the page, nothin
     st.stop()
 
 report = result.report
+
+
+def _figure(value: float) -> str:
+    return "–" if value != value else f"{value:.4f}"
+
+
 for note in result.notes:
     st.caption(f"Note: {note}")
 cols = st.columns(5)
@@ -68,8 +74,8 @@ if "buckets" in report:
     st.subheader("Head / medium / tail")
     bucket_cols = st.columns(4)
     for col, name in zip(bucket_cols, ("head", "medium", "tail")):
-        col.metric(f"{name} ({len(buckets[name]['classes'])} classes)", f"{buckets[name]['mAP']:.4f}")
-    bucket_cols[3].metric("Mean of the three", f"{report['mean_of_buckets']:.4f}")
+        col.metric(f"{name} ({len(buckets[name]['classes'])} classes)", _figure(buckets[name]["mAP"]))
+    bucket_cols[3].metric("Mean of the non-empty ones", _figure(report["mean_of_buckets"]))
 
 st.subheader("Per-class average precision")
 ordered = table.sort_values("prevalence", ascending=False)
