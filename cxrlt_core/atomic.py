@@ -77,3 +77,19 @@ def _nan_to_none(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [_nan_to_none(value) for value in obj]
     return obj
+
+
+def read_json_object(path: str | os.PathLike[str], what: str) -> dict[str, Any]:
+    """Read a JSON file that must hold an object; every failure is one ``InputError`` naming the file and ``what``."""
+    from cxrlt_core.errors import InputError
+
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{path}: {what} file not found") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{path}: not a readable {what} JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: not a cxrlt {what} file")
+    return data

@@ -23,17 +23,15 @@ Apply calibration after normal gating, to the same kind of predictions it was fi
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 from scipy import optimize
 from scipy.special import expit, log_expit, logit
 
-from cxrlt_core.atomic import write_json
+from cxrlt_core.atomic import read_json_object, write_json
 from cxrlt_core.errors import InputError
 from cxrlt_core.inference.ensemble import class_index
 from cxrlt_core.registry import Registry
@@ -272,16 +270,7 @@ class Calibration:
 
 def load_calibration(path: str | os.PathLike[str]) -> Calibration:
     """Read a calibration JSON written by :meth:`Calibration.save`."""
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{path}: calibration file not found") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path}: not a readable calibration JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise InputError(f"{path}: not a cxrlt calibration file")
-    return Calibration.from_dict(data, source=str(path))
+    return Calibration.from_dict(read_json_object(path, "calibration"), source=str(path))
 
 
 def fit_calibration(

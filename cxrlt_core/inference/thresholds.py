@@ -14,15 +14,13 @@ ties of the best F1); a class without validation positives keeps the default thr
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from cxrlt_core.atomic import write_json
+from cxrlt_core.atomic import read_json_object, write_json
 from cxrlt_core.errors import InputError
 from cxrlt_core.inference.ensemble import class_index
 
@@ -152,16 +150,7 @@ class Thresholds:
 
 def load_thresholds(path: str | os.PathLike[str]) -> Thresholds:
     """Read a thresholds JSON written by :meth:`Thresholds.save`."""
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{path}: thresholds file not found") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path}: not a readable thresholds JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise InputError(f"{path}: not a cxrlt thresholds file")
-    return Thresholds.from_dict(data, source=str(path))
+    return Thresholds.from_dict(read_json_object(path, "thresholds"), source=str(path))
 
 
 def fit_thresholds(
