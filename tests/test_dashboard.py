@@ -5,6 +5,7 @@ Streamlit's AppTest runs each page script in this process (no browser); ``test_b
 
 from __future__ import annotations
 
+import sys
 import time
 
 import pytest
@@ -25,6 +26,9 @@ def workspace(tiny_workspace):
 def page(workspace, monkeypatch):
     monkeypatch.setenv("CXRLT_WORKSPACE", str(workspace.root))
     monkeypatch.chdir(REPO_ROOT)
+    # Streamlit's script runner installs the page as sys.modules["__main__"] and leaves it there; spawn-started
+    # workers of later tests would then re-run the page script on start-up. Put the real __main__ back afterwards.
+    monkeypatch.setitem(sys.modules, "__main__", sys.modules["__main__"])
 
     def run(script: str):
         app = st_testing.AppTest.from_file(str(REPO_ROOT / script), default_timeout=120)
