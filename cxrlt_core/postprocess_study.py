@@ -8,7 +8,6 @@ validation scores after calibration). Every function works on arrays already ali
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,8 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cxrlt_core.atomic import write_json
-from cxrlt_core.errors import InputError
+from cxrlt_core.atomic import read_json_object, write_json
 from cxrlt_core.inference.calibration import Calibration, fit_calibration
 from cxrlt_core.inference.gating import normal_gating
 from cxrlt_core.inference.thresholds import Thresholds, f1_at_thresholds, fit_thresholds
@@ -56,11 +54,7 @@ class PostprocessChoice:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> tuple[PostprocessChoice, dict[str, Any]]:
         """The choice and the raw record (with the names of its calibration / thresholds files)."""
-        path = Path(path)
-        try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise InputError(f"{path}: cannot read the post-processing choice ({exc})") from None
+        record = read_json_object(path, "post-processing choice")
         fields = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in record.items() if k in fields}), record
 

@@ -25,10 +25,3 @@ def scorer(spec: str, labels_path: str, labels_mtime: float, cache_dir: str) -> 
     )
     paths = [manifest.image_path(i) for i in range(len(manifest))]
     return ZeroShotScorer.from_paths(model(spec), paths, cache=EmbeddingCache(cache_dir), show_progress=False)
-
-
-def score_image(model: ZeroShotModel, image, prompt_set) -> object:
-    """Zero-shot probabilities of one decoded radiograph (see ``cxrlt_core.zeroshot.predict.score_image``)."""
-    from cxrlt_core.zeroshot.predict import score_image as _score
-
-    return _score(model, image, prompt_set)

@@ -12,6 +12,7 @@ from cxrlt_core.errors import CxrltError
 from cxrlt_core.explain import CAM_METHODS, encode_png, grad_cam, head_attention_maps, overlay, prepare_radiograph
 from cxrlt_core.models.checkpoint import load_checkpoint
 from cxrlt_core.runs import checkpoint_path
+from cxrlt_core.zeroshot.predict import score_image
 from cxrlt_core.zeroshot.prompts import PromptStore
 from dashboard import loaders, zeroshot_ui
 from dashboard.common import dataset_csvs, error_box, image_folder, mtime, page_setup
@@ -117,7 +118,7 @@ else:
     try:
         clip = zeroshot_ui.model(f"local-dir:{workspace.models_dir / zs_model}")
         prompt_set = store.load(zs_set)
-        scores = zeroshot_ui.score_image(clip, image, prompt_set)
+        scores = score_image(clip, image, prompt_set)
         zs = pd.DataFrame({"finding": list(prompt_set.class_names), "zero-shot score": scores})
         zs["ground truth"] = [
             "" if np.isnan(truth.get(c, np.nan)) else ("positive" if truth[c] > 0.5 else "negative")

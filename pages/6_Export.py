@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
-
 import streamlit as st
 
 from cxrlt_core.errors import CxrltError
 from cxrlt_core.export import export_task1, export_task2
 from cxrlt_core.inference.gating import GATING_FORMS
 from cxrlt_core.inference.tta import MERGE_MODES, TTA_SETS
+from cxrlt_core.postprocess_study import PostprocessChoice
 from cxrlt_core.runs import checkpoint_path
 from cxrlt_core.zeroshot.prompts import PromptStore
 from dashboard.common import dataset_csvs, error_box, page_setup
@@ -65,8 +64,8 @@ with task1:
         post = st.selectbox("Saved post-processing (Gating page)", ["(none)", *[p.stem for p in saved]])
         calibration = None
         if post != "(none)":
-            record = json.loads((workspace.postprocess_dir / f"{post}.json").read_text(encoding="utf-8"))
-            alpha, form = float(record["gating_alpha"]), record["gating_form"]
+            choice, record = PostprocessChoice.load(workspace.postprocess_dir / f"{post}.json")
+            alpha, form = choice.gating_alpha, choice.gating_form
             if record.get("calibration_file"):
                 calibration = workspace.postprocess_dir / record["calibration_file"]
             st.caption(
