@@ -48,7 +48,9 @@ def pure_step_seconds(recipe, num_classes: int, steps: int, with_optimizer: bool
     model = build_model(cfg).to(device).train()
     counts = torch.full((num_classes,), 20).numpy()
     loss_fn = build_loss(recipe.loss.name, class_counts=counts, num_images=1000, **dict(recipe.loss.params)).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, **({"fused": True} if device.type == "cuda" else {}))
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=1e-4, **({"fused": True} if device.type in ("cuda", "cpu") else {})
+    )
     scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
     size, batch = recipe.data.image_size, recipe.optim.batch_size
     x = torch.randn(batch, 3, size, size, device=device)

@@ -4,7 +4,8 @@
 
 1. ``data``        the synthetic phantom CXR-LT 2026-style data set → ``W/datasets/demo``;
 2. ``demo_csra``   the CSRA-head recipe (``train_jobs/demo_csra.yaml``) → ``W/runs/demo_csra``;
-3. ``demo_mlp``    the MLP-head recipe → ``W/runs/demo_mlp``;
+3. ``demo_mlp``    the MLP-head recipe → ``W/runs/demo_mlp`` (on a multi-core CPU, steps 2 and 3 train side by
+                   side, one process each);
 4. ``predictions`` val and test predictions of both runs (TTA, no gating: the Gating page applies it live);
 5. ``clip``        a small CLIP trained with open_clip on the demo images and reports → ``W/models/demo_clip``;
 6. ``prompts``     the demo prompt set for the six unseen findings → ``W/prompts/demo``;
@@ -143,10 +144,16 @@ class _ProgressFile:
         self._last_write = 0.0
 
     def update(self, step: str, step_fraction: float, message: str, force: bool = False) -> None:
+        self.update_many({step: step_fraction}, message, force)
+
+    def update_many(self, fractions: dict[str, float], message: str, force: bool = False) -> None:
+        """Progress of one or more steps running at once (the first one is reported as the current step)."""
         done = done_steps(self.workspace)
-        fraction = sum(STEP_WEIGHTS[s] for s in done if s != step)
-        if step in STEP_WEIGHTS and step not in done:
-            fraction += STEP_WEIGHTS[step] * min(max(step_fraction, 0.0), 1.0)
+        step = next(iter(fractions))
+        fraction = sum(STEP_WEIGHTS[s] for s in done if s not in fractions)
+        for running, step_fraction in fractions.items():
+            if running in STEP_WEIGHTS and running not in done:
+                fraction += STEP_WEIGHTS[running] * min(max(step_fraction, 0.0), 1.0)
         self.record.update(step=step, fraction=round(min(fraction, 1.0), 4), message=message, done=done)
         self.record["updated"] = time.time()
         if force or time.monotonic() - self._last_write > 0.5:
@@ -181,12 +188,15 @@ def _step_data(ws: Workspace, profile: DemoProfile, report: Callable[[float, str
     )
 
 
-def _step_train(ws: Workspace, profile: DemoProfile, run: str, report: Callable[[float, str], None]) -> None:
+def _step_train(
+    ws: Workspace, profile: DemoProfile, run: str, report: Callable[[float, str], None], threads: int | None = None
+) -> None:
     from cxrlt_core import runs
     from cxrlt_core.config import load_recipe
     from cxrlt_core.training import train
 
-    recipe = load_recipe(REPO_ROOT / "train_jobs" / f"{run}.yaml", list(profile.train_overrides))
+    overrides = list(profile.train_overrides) + ([f"optim.threads={threads}"] if threads else [])
+    recipe = load_recipe(REPO_ROOT / "train_jobs" / f"{run}.yaml", overrides)
     run_dir = runs.create_run(ws, run, exist_ok=True)
     resume = runs.training_state_path(run_dir).exists()
 
@@ -197,6 +207,60 @@ def _step_train(ws: Workspace, profile: DemoProfile, run: str, report: Callable[
     status = runs.read_status(run_dir) or {}
     if status.get("state") != "finished":
         raise CxrltError(f"training {run} ended {status.get('state', 'unknown')}: {status.get('error', '')}")
+
+
+def _train_child(root: str, profile: DemoProfile, run: str, threads: int) -> None:
+    """Entry point of a spawned process that trains one demo run (progress goes to the run's status.json)."""
+    _step_train(Workspace.open(root), profile, run, lambda fraction, message: None, threads=threads)
+
+
+def _parallel_cores() -> int:
+    """CPU cores for training the demo runs side by side; 0 when they should train one after the other."""
+    import torch
+
+    if torch.cuda.is_available():
+        return 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return cores if cores >= 2 else 0
+
+
+def _train_side_by_side(ws: Workspace, profile: DemoProfile, pending: list[str], tracker: _ProgressFile) -> None:
+    """Train the pending demo runs at once, one process each with an equal share of the cores.
+
+    Two small CPU trainings at one thread each finish sooner than one after the other at two threads (the
+    second thread of a small convolution network adds far less than a second process does). Each run keeps
+    its own folder, log and resumable state; a failure names the run and its log.
+    """
+    import multiprocessing
+
+    from cxrlt_core import runs
+
+    context = multiprocessing.get_context("spawn")
+    threads = max(1, _parallel_cores() // len(pending))
+    processes = {
+        run: context.Process(target=_train_child, args=(str(ws.root), profile, run, threads), name=f"cxrlt-{run}")
+        for run in pending
+    }
+    for process in processes.values():
+        process.start()
+    try:
+        while any(p.is_alive() for p in processes.values()):
+            fractions = {run: float((runs.read_status(ws.run(run)) or {}).get("progress") or 0.0) for run in pending}
+            shown = ", ".join(f"{run} {100 * f:.0f} %" for run, f in fractions.items())
+            tracker.update_many(fractions, f"training {shown} (side by side)")
+            time.sleep(1.0)
+    finally:
+        for process in processes.values():
+            if process.is_alive():
+                process.terminate()
+            process.join()
+    failed = [run for run, process in processes.items() if process.exitcode != 0]
+    for run in pending:
+        if run not in failed:
+            _marker(ws, run).write_text(f"{time.time()}\n", encoding="utf-8")
+    if failed:
+        logs = ", ".join(str(ws.run(run) / "train.log") for run in failed)
+        raise CxrltError(f"training {', '.join(failed)} failed; see {logs}")
 
 
 def _step_predictions(ws: Workspace, profile: DemoProfile, report: Callable[[float, str], None]) -> None:
@@ -306,6 +370,11 @@ def build_demo_workspace(
     try:
         for step in STEPS:
             if _marker(ws, step).exists():
+                continue
+            pending = [run for run in RUNS if not _marker(ws, run).exists()]
+            if step in RUNS and len(pending) > 1 and _parallel_cores():
+                tracker.update_many(dict.fromkeys(pending, 0.0), "training " + " and ".join(pending), force=True)
+                _train_side_by_side(ws, PROFILES[profile], pending, tracker)
                 continue
             tracker.update(step, 0.0, f"{step}: starting", force=True)
             STEP_FUNCTIONS[step](ws, PROFILES[profile], lambda f, m, s=step: tracker.update(s, f, m))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -12,6 +13,27 @@ from cxrlt_core.errors import CxrltError
 from cxrlt_core.workspace import Workspace
 
 DEFAULT_WORKSPACE = "workspace/demo"
+
+
+@dataclasses.dataclass(frozen=True)
+class PageInfo:
+    """One dashboard page: its script, sidebar title, icon and a one-line purpose."""
+
+    path: str
+    title: str
+    icon: str
+    purpose: str
+
+
+PAGES = (
+    PageInfo("pages/0_Overview.py", "Overview", "🫁", "the workspace at a glance; the demo workspace is built here"),
+    PageInfo("pages/1_Train.py", "Train", "🏋️", "launch recipes, watch loss and val mAP, stop and resume runs"),
+    PageInfo("pages/2_Results.py", "Results", "📊", "mAP, mAUC, mF1, mECE per class and per bucket; compare runs"),
+    PageInfo("pages/3_Prompts.py", "Prompts", "💬", "edit zero-shot prompts for unseen findings; AP updates live"),
+    PageInfo("pages/4_Gating.py", "Gating", "🎚️", "normal gating α, calibration and per-class thresholds"),
+    PageInfo("pages/5_Inspect.py", "Inspect", "🔍", "one radiograph: probabilities, CSRA attention and Grad-CAM"),
+    PageInfo("pages/6_Export.py", "Export", "📦", "write and validate Task 1 / Task 2 submission CSVs"),
+)
 
 
 def page_setup(title: str, icon: str = "🫁") -> Workspace:
@@ -25,9 +47,20 @@ def page_setup(title: str, icon: str = "🫁") -> Workspace:
 def workspace_picker() -> Workspace:
     """The workspace folder: ``$CXRLT_WORKSPACE`` or ``workspace/demo``, changeable in the sidebar."""
     st.session_state.setdefault("workspace_path", os.environ.get("CXRLT_WORKSPACE", DEFAULT_WORKSPACE))
+    default = os.environ.get("CXRLT_WORKSPACE", DEFAULT_WORKSPACE)
     path = st.sidebar.text_input("Workspace folder", key="workspace_path", help="Holds datasets/, runs/, prompts/ …")
+    if not path.strip():
+        st.sidebar.error("Enter a workspace folder.")
+        st.stop()
+    # Only the default workspace is created without asking: a half-typed path must not scatter folders around.
+    create = Path(path).expanduser().resolve() == Path(default).expanduser().resolve()
+    if not create and not Path(path).expanduser().is_dir():
+        st.sidebar.warning(f"`{path}` does not exist.")
+        if not st.sidebar.button("Create this workspace"):
+            st.stop()
+        create = True
     try:
-        workspace = Workspace.open(path)
+        workspace = Workspace.open(path, create=create)
     except CxrltError as exc:
         st.sidebar.error(str(exc))
         st.stop()

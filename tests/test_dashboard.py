@@ -48,6 +48,20 @@ def test_overview_lists_the_workspace(page):
     assert app.sidebar.text_input[0].value.endswith("demo")
 
 
+def test_workspace_field_never_creates_folders_unasked(page, tmp_path):
+    app = page("app.py")
+    missing = tmp_path / "typo" / "ws"
+    app.sidebar.text_input[0].set_value(str(missing)).run()
+    assert not app.exception
+    assert any("does not exist" in w.value for w in app.sidebar.warning)
+    assert not missing.exists() and not app.title  # the page stops until the user asks for the folder
+    app.sidebar.button[0].click().run()
+    assert (missing / "runs").is_dir() and app.title
+    app.sidebar.text_input[0].set_value("  ").run()
+    assert any("Enter a workspace folder" in e.value for e in app.sidebar.error)
+    assert not (REPO_ROOT / "runs").exists()
+
+
 def test_results_page_shows_macro_figures_and_compares_runs(page):
     app = page("pages/2_Results.py")
     labels = [m.label for m in app.metric]

@@ -1,0 +1,284 @@
+"""Ablation on the demo data: loss (BCE / ASL / DB) x repeat-factor sampling (on / off) x head (MLP / CSRA), 3 seeds.
+
+Every cell trains ``train_jobs/demo_csra.yaml`` (the same backbone, image size, schedule, augmentation and EMA for
+all cells) with only the ablated factors changed, predicts the demo test split with the best (EMA, best val mAP)
+checkpoint, and scores it against ``test_labels.csv`` with head / medium / tail buckets from the training labels.
+
+Figures per cell: the mean over seeds of test mAP (overall and per bucket), a 95 % bootstrap interval over test
+images for that seed mean (the same image resamples for every seed, so the interval reflects test-set sampling of
+the seed-averaged system), and the standard deviation across seeds (training noise). Prints a Markdown table.
+
+Each finished seed leaves ``<out-dir>/<cell>/seed<k>/result.json``; a re-run skips those (interrupt and resume
+freely). A run that died mid-training restarts from scratch.
+
+    .venv/bin/python benchmarks/ablation_demo.py --workspace workspace/demo --out-dir /tmp/ablation
+    .venv/bin/python benchmarks/ablation_demo.py --design axes        # 5 cells: the demo_csra recipe, one change each
+    .venv/bin/python benchmarks/ablation_demo.py --losses db --heads csra --seeds 0   # a single run
+    # two shards side by side on 2 cores (about 2x the throughput of one 2-thread process), then the table:
+    for i in 0 1; do OMP_NUM_THREADS=1 .venv/bin/python benchmarks/ablation_demo.py --design axes --shard $i/2 & done
+    wait; .venv/bin/python benchmarks/ablation_demo.py --design axes
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import itertools
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from cxrlt_core.atomic import write_json  # noqa: E402
+from cxrlt_core.config import load_recipe  # noqa: E402
+from cxrlt_core.data.manifest import read_manifest  # noqa: E402
+from cxrlt_core.inference.predict import predict  # noqa: E402
+from cxrlt_core.labels import BUCKETS, assign_buckets  # noqa: E402
+from cxrlt_core.metrics import bootstrap_average_precision, compute_report, percentile_interval  # noqa: E402
+from cxrlt_core.paths import REPO_ROOT  # noqa: E402
+from cxrlt_core.predictions import align_to_labels, read_predictions  # noqa: E402
+from cxrlt_core.runs import checkpoint_path, read_status  # noqa: E402
+from cxrlt_core.training import train  # noqa: E402
+
+RECIPE = REPO_ROOT / "train_jobs" / "demo_csra.yaml"
+# Loss parameters as in the demo recipes: DB in the winning code's variant, ASL as in demo_mlp.yaml (without its
+# logit adjustment, so that the loss is the only change), plain BCE.
+LOSS_PARAMS = {
+    "bce": {},
+    "asl": {"gamma_neg": 4, "gamma_pos": 0, "clip": 0.05},
+    "db": {"variant": "code"},
+}
+HEAD_PARAMS = {"csra": {"lam": 0.1}, "mlp": {}}
+BASE = ("db", True, "csra")  # the demo_csra recipe; --design axes changes one factor of it at a time
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+    loss: str
+    sampler: bool
+    head: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.head}-{self.loss}-{'rfs' if self.sampler else 'shuffle'}"
+
+    def overrides(self, seed: int) -> list[str]:
+        return [
+            f"name={self.name}",
+            f"model.head={self.head}",
+            f"model.head_params={json.dumps(HEAD_PARAMS[self.head])}",
+            f"loss.name={self.loss}",
+            f"loss.params={json.dumps(LOSS_PARAMS[self.loss])}",
+            f"sampler.enabled={str(self.sampler).lower()}",
+            f"optim.seed={seed}",
+        ]
+
+
+def cells_for(args: argparse.Namespace) -> list[Cell]:
+    if args.design == "axes":
+        loss, sampler, head = BASE
+        cells = [Cell(*BASE)]
+        cells += [Cell(other, sampler, head) for other in ("bce", "asl") if other != loss]
+        cells += [Cell(loss, not sampler, head), Cell(loss, sampler, "mlp")]
+        return [c for c in cells if c.loss in args.losses and c.head in args.heads and c.sampler in args.samplers]
+    return [Cell(*c) for c in itertools.product(args.losses, args.samplers, args.heads)]
+
+
+def run_seed(cell: Cell, seed: int, args: argparse.Namespace) -> dict:
+    """Train, predict and score one (cell, seed); cached in ``result.json``."""
+    run_dir = args.out_dir / cell.name / f"seed{seed}"
+    result_path = run_dir / "result.json"
+    if result_path.is_file():
+        return json.loads(result_path.read_text(encoding="utf-8"))
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    (run_dir / "checkpoints").mkdir(parents=True)
+    recipe = load_recipe(RECIPE, cell.overrides(seed) + list(args.override))
+    start = time.perf_counter()
+    train(recipe, run_dir, workspace=args.workspace, show_progress=not args.quiet)
+    train_s = time.perf_counter() - start
+    state = (read_status(run_dir) or {}).get("state")
+    if state != "finished":
+        raise SystemExit(f"{cell.name} seed {seed}: training ended {state!r}; see {run_dir / 'train.log'}")
+    data = args.workspace / "datasets" / "demo"
+    manifest = read_manifest(
+        data / "test.csv", image_root=data / "images", label_space="cxrlt2026", require_labels=False
+    )
+    pred_path = run_dir / "test.parquet"
+    predict(
+        [checkpoint_path(run_dir, "best")],
+        manifest,
+        pred_path,
+        tta=args.tta,
+        gating_alpha=0.0,
+        num_workers=0,
+        show_progress=not args.quiet,
+    )
+    result = {"cell": cell.name, "seed": seed, "train_seconds": round(train_s, 1), "predictions": str(pred_path)}
+    write_json(result_path, result)
+    return result
+
+
+def _bucket_map(samples: np.ndarray, members: np.ndarray) -> np.ndarray:
+    """Mean AP over the classes of one bucket per row (NaN columns ignored)."""
+    with np.errstate(invalid="ignore"):
+        block = samples[:, members]
+        count = np.sum(~np.isnan(block), axis=1)
+        return np.where(count > 0, np.nansum(block, axis=1) / np.maximum(count, 1), np.nan)
+
+
+def summarise(cell: Cell, results: list[dict], labels_csv: Path, train_csv: Path, n_boot: int) -> dict:
+    """Seed-mean test mAP (overall, per bucket) with bootstrap CIs and the seed standard deviation."""
+    test = read_manifest(labels_csv, label_space="cxrlt2026")
+    aligned = [align_to_labels(read_predictions(r["predictions"]), test) for r in results]
+    _, y, classes = aligned[0]
+    train_manifest = read_manifest(train_csv, label_space="cxrlt2026")
+    train_y = train_manifest.labels[:, [train_manifest.classes.index(c) for c in classes]]
+    bucket_of = assign_buckets(train_y, classes)
+    groups = {"all": np.ones(len(classes), bool)}
+    groups |= {b: np.array([bucket_of[c] == b for c in classes]) for b in BUCKETS}
+
+    point = {g: [] for g in groups}
+    boot = {g: np.zeros(n_boot) for g in groups}
+    for scores, labels, _ in aligned:
+        report = compute_report(labels, scores, list(classes))
+        ap = np.array([report["per_class"][c]["ap"] for c in classes], dtype=float)
+        samples = bootstrap_average_precision(labels, scores, n_boot, seed=0, class_names=list(classes))
+        for g, members in groups.items():
+            point[g].append(float(_bucket_map(ap[None, :], members)[0]))
+            boot[g] += _bucket_map(samples, members) / len(aligned)
+    summary = {
+        "cell": cell.name,
+        "loss": cell.loss,
+        "sampler": cell.sampler,
+        "head": cell.head,
+        "seeds": [r["seed"] for r in results],
+        "train_seconds": float(np.mean([r["train_seconds"] for r in results])),
+    }
+    for g in groups:
+        values = np.array(point[g])
+        lo, hi = percentile_interval(boot[g])
+        sd = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+        summary[g] = {
+            "mean": float(values.mean()),
+            "sd": sd,
+            "ci": [float(lo), float(hi)],
+            "per_seed": values.tolist(),
+            "n_classes": int(groups[g].sum()),
+        }
+    summary["prevalence_baseline"] = float(np.mean(y.mean(axis=0)))
+    return summary
+
+
+def markdown(summaries: list[dict]) -> str:
+    def cell(s: dict, g: str) -> str:
+        f = s[g]
+        return f"{f['mean']:.3f} [{f['ci'][0]:.3f}–{f['ci'][1]:.3f}] ±{f['sd']:.3f}"
+
+    n = {g: summaries[0][g]["n_classes"] for g in ("all", *BUCKETS)}
+    lines = [
+        f"| head | loss | sampler | test mAP ({n['all']}) | head ({n['head']}) | medium ({n['medium']}) "
+        f"| tail ({n['tail']}) | train s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for s in sorted(summaries, key=lambda s: -s["all"]["mean"]):
+        lines.append(
+            f"| {s['head'].upper()} | {s['loss'].upper()} | {'repeat-factor' if s['sampler'] else 'shuffle'} | "
+            f"{cell(s, 'all')} | {cell(s, 'head')} | {cell(s, 'medium')} | {cell(s, 'tail')} | "
+            f"{s['train_seconds']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def _shard(text: str) -> tuple[int, int]:
+    index, _, count = text.partition("/")
+    try:
+        i, n = int(index), int(count)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--shard wants I/N such as 0/2, got {text!r}") from None
+    if not 0 <= i < n:
+        raise argparse.ArgumentTypeError(f"--shard {text}: need 0 <= I < N")
+    return i, n
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--workspace",
+        type=Path,
+        default=REPO_ROOT / "workspace" / "demo",
+        help="a workspace holding datasets/demo (cxrlt demo or cxrlt data make-demo)",
+    )
+    parser.add_argument("--out-dir", type=Path, default=Path("/tmp/cxrlt_ablation"))
+    parser.add_argument(
+        "--design",
+        choices=("factorial", "axes"),
+        default="factorial",
+        help="factorial: every combination (12 cells); axes: demo_csra and one change at a time (5)",
+    )
+    parser.add_argument("--losses", nargs="+", choices=tuple(LOSS_PARAMS), default=["bce", "asl", "db"])
+    parser.add_argument("--samplers", nargs="+", choices=("on", "off"), default=["on", "off"])
+    parser.add_argument("--heads", nargs="+", choices=tuple(HEAD_PARAMS), default=["mlp", "csra"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--tta", default="none", help="TTA set for the test predictions (default none)")
+    parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples of the test images")
+    parser.add_argument("--override", nargs="*", default=[], help="extra recipe overrides for every cell (key=value)")
+    parser.add_argument("--json-out", type=Path, help="write the summaries here")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "--shard",
+        type=_shard,
+        metavar="I/N",
+        help="train only every N-th run starting at I (run N shards side by side, e.g. one thread "
+        "each with OMP_NUM_THREADS=1; then once without --shard for the table)",
+    )
+    args = parser.parse_args()
+    args.samplers = [s == "on" for s in args.samplers]
+    args.workspace = args.workspace.resolve()
+    data = args.workspace / "datasets" / "demo"
+    if not (data / "test_labels.csv").is_file():
+        raise SystemExit(f"{data / 'test_labels.csv'} not found: build the demo data first (cxrlt demo)")
+
+    cells = cells_for(args)
+    total = len(cells) * len(args.seeds)
+    print(f"{len(cells)} cells x {len(args.seeds)} seeds = {total} training runs into {args.out_dir}", flush=True)
+    if args.shard:
+        index, count = args.shard
+        jobs = list(itertools.product(cells, args.seeds))[index::count]
+        for i, (cell, seed) in enumerate(jobs, 1):
+            print(f"[shard {index}/{count}: {i}/{len(jobs)}] {cell.name} seed {seed}", flush=True)
+            run_seed(cell, seed, args)
+        print("shard done; run again without --shard for the table", flush=True)
+        return 0
+    summaries = []
+    done = 0
+    for cell in cells:
+        results = []
+        for seed in args.seeds:
+            done += 1
+            print(f"[{done}/{total}] {cell.name} seed {seed}", flush=True)
+            results.append(run_seed(cell, seed, args))
+        summaries.append(summarise(cell, results, data / "test_labels.csv", data / "train.csv", args.bootstrap))
+        s = summaries[-1]
+        print(
+            f"  {cell.name}: test mAP {s['all']['mean']:.3f} [{s['all']['ci'][0]:.3f}-{s['all']['ci'][1]:.3f}]"
+            f" sd {s['all']['sd']:.3f}",
+            flush=True,
+        )
+    print(
+        f"\nDemo test split, prevalence baseline mAP {summaries[0]['prevalence_baseline']:.3f}; cells: mean over "
+        f"seeds {args.seeds} [95 % bootstrap CI over test images, {args.bootstrap} resamples] ±seed sd\n"
+    )
+    print(markdown(summaries))
+    if args.json_out:
+        write_json(args.json_out, {"cells": summaries, "seeds": args.seeds, "tta": args.tta})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
