@@ -17,7 +17,7 @@ DEFAULT_WORKSPACE = "workspace/demo"
 
 @dataclasses.dataclass(frozen=True)
 class PageInfo:
-    """One dashboard page: its script, sidebar title, icon and a one-line purpose."""
+    """One dashboard page: its script, sidebar title, Material icon (rendered from Streamlit's own font) and purpose."""
 
     path: str
     title: str
@@ -26,13 +26,40 @@ class PageInfo:
 
 
 PAGES = (
-    PageInfo("pages/0_Overview.py", "Overview", "🫁", "the workspace at a glance; the demo workspace is built here"),
-    PageInfo("pages/1_Train.py", "Train", "🏋️", "launch recipes, watch loss and val mAP, stop and resume runs"),
-    PageInfo("pages/2_Results.py", "Results", "📊", "mAP, mAUC, mF1, mECE per class and per bucket; compare runs"),
-    PageInfo("pages/3_Prompts.py", "Prompts", "💬", "edit zero-shot prompts for unseen findings; AP updates live"),
-    PageInfo("pages/4_Gating.py", "Gating", "🎚️", "normal gating α, calibration and per-class thresholds"),
-    PageInfo("pages/5_Inspect.py", "Inspect", "🔍", "one radiograph: probabilities, CSRA attention and Grad-CAM"),
-    PageInfo("pages/6_Export.py", "Export", "📦", "write and validate Task 1 / Task 2 submission CSVs"),
+    PageInfo(
+        "pages/0_Overview.py",
+        "Overview",
+        ":material/dashboard:",
+        "the workspace at a glance; the demo workspace is built here",
+    ),
+    PageInfo(
+        "pages/1_Train.py",
+        "Train",
+        ":material/model_training:",
+        "launch recipes, watch loss and val mAP, stop and resume runs",
+    ),
+    PageInfo(
+        "pages/2_Results.py",
+        "Results",
+        ":material/bar_chart:",
+        "mAP, mAUC, mF1, mECE per class and per bucket; compare runs",
+    ),
+    PageInfo(
+        "pages/3_Prompts.py",
+        "Prompts",
+        ":material/edit_note:",
+        "edit zero-shot prompts for unseen findings; AP updates live",
+    ),
+    PageInfo("pages/4_Gating.py", "Gating", ":material/tune:", "normal gating α, calibration and per-class thresholds"),
+    PageInfo(
+        "pages/5_Inspect.py",
+        "Inspect",
+        ":material/search:",
+        "one radiograph: probabilities, CSRA attention and Grad-CAM",
+    ),
+    PageInfo(
+        "pages/6_Export.py", "Export", ":material/download:", "write and validate Task 1 / Task 2 submission CSVs"
+    ),
 )
 
 

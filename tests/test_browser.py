@@ -21,6 +21,11 @@ from cxrlt_core.paths import REPO_ROOT
 pytestmark = pytest.mark.slow
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 PAGES = ("", "Train", "Results", "Prompts", "Gating", "Inspect", "Export")
+# What each page shows last, once its data are loaded and drawn (the sidebar must name the overview, too).
+EXPECTED_LAST = {"": ("heading", "Prompt sets"), "Train": ("heading", "Train"),
+                 "Results": ("heading", "Curves for one class"), "Prompts": ("heading", "Save and history"),
+                 "Gating": ("heading", "Save this choice"), "Inspect": ("heading", "Unseen findings (zero-shot)"),
+                 "Export": ("tab", "Task 2 — 6 unseen findings")}  # fmt: skip
 ARTIFACTS = REPO_ROOT / "test-artifacts"
 
 
@@ -87,7 +92,7 @@ def _settle(page, timeout_s: float = 120) -> None:
     deadline = time.monotonic() + timeout_s
     quiet_since = None
     while time.monotonic() < deadline:
-        running = page.locator('[data-testid="stStatusWidget"]').count() > 0
+        running = page.locator('[data-testid="stStatusWidget"], [data-testid="stSpinner"]').count() > 0
         if running:
             quiet_since = None
         elif quiet_since is None:
@@ -102,6 +107,9 @@ def _settle(page, timeout_s: float = 120) -> None:
 def test_page_renders_without_errors(browser, server, name):
     page = browser.new_page(viewport={"width": 1280, "height": 800})
     page.goto(f"{server}/{name}", wait_until="domcontentloaded")
+    # The page's last part appears once its data are loaded and drawn (fails the test after 2 minutes).
+    role, label = EXPECTED_LAST[name]
+    page.get_by_role(role, name=label).first.wait_for(timeout=120_000)
     _settle(page)
     assert page.locator('[data-testid="stException"]').count() == 0, page.locator(
         '[data-testid="stException"]'
@@ -109,6 +117,7 @@ def test_page_renders_without_errors(browser, server, name):
     errors = page.locator('[data-testid="stAlertContentError"]')
     assert errors.count() == 0, errors.first.inner_text()
     assert page.locator("h1").count() >= 1
+    assert page.get_by_text("Overview", exact=True).count() >= 1  # the sidebar's first entry (app.py's pages)
     overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
     assert overflow <= 0, f"{name or 'Overview'} scrolls horizontally by {overflow}px at 1280x800"
     ARTIFACTS.mkdir(exist_ok=True)
