@@ -159,12 +159,13 @@ def summarise(cell: Cell, results: list[dict], labels_csv: Path, train_csv: Path
         "head": cell.head,
         "seeds": [r["seed"] for r in results],
         "train_seconds": float(np.mean([r["train_seconds"] for r in results])),
+        "mAP": {},
     }
     for g in groups:
         values = np.array(point[g])
         lo, hi = percentile_interval(boot[g])
         sd = float(values.std(ddof=1)) if len(values) > 1 else 0.0
-        summary[g] = {
+        summary["mAP"][g] = {
             "mean": float(values.mean()),
             "sd": sd,
             "ci": [float(lo), float(hi)],
@@ -177,16 +178,16 @@ def summarise(cell: Cell, results: list[dict], labels_csv: Path, train_csv: Path
 
 def markdown(summaries: list[dict]) -> str:
     def cell(s: dict, g: str) -> str:
-        f = s[g]
+        f = s["mAP"][g]
         return f"{f['mean']:.3f} [{f['ci'][0]:.3f}–{f['ci'][1]:.3f}] ±{f['sd']:.3f}"
 
-    n = {g: summaries[0][g]["n_classes"] for g in ("all", *BUCKETS)}
+    n = {g: summaries[0]["mAP"][g]["n_classes"] for g in ("all", *BUCKETS)}
     lines = [
         f"| head | loss | sampler | test mAP ({n['all']}) | head ({n['head']}) | medium ({n['medium']}) "
         f"| tail ({n['tail']}) | train s |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for s in sorted(summaries, key=lambda s: -s["all"]["mean"]):
+    for s in sorted(summaries, key=lambda s: -s["mAP"]["all"]["mean"]):
         lines.append(
             f"| {s['head'].upper()} | {s['loss'].upper()} | {'repeat-factor' if s['sampler'] else 'shuffle'} | "
             f"{cell(s, 'all')} | {cell(s, 'head')} | {cell(s, 'medium')} | {cell(s, 'tail')} | "
@@ -265,9 +266,10 @@ def main() -> int:
             results.append(run_seed(cell, seed, args))
         summaries.append(summarise(cell, results, data / "test_labels.csv", data / "train.csv", args.bootstrap))
         s = summaries[-1]
+        overall = s["mAP"]["all"]
         print(
-            f"  {cell.name}: test mAP {s['all']['mean']:.3f} [{s['all']['ci'][0]:.3f}-{s['all']['ci'][1]:.3f}]"
-            f" sd {s['all']['sd']:.3f}",
+            f"  {cell.name}: test mAP {overall['mean']:.3f} [{overall['ci'][0]:.3f}-{overall['ci'][1]:.3f}]"
+            f" sd {overall['sd']:.3f}",
             flush=True,
         )
     print(

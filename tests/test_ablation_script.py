@@ -76,10 +76,12 @@ def test_two_seed_run_on_the_tiny_workspace_summarises(tiny_workspace, tmp_path,
     assert ablation.main() == 0
     summary = json.loads((tmp_path / "abl.json").read_text())["cells"][0]
     assert summary["cell"] == "csra-db-rfs" and summary["seeds"] == [0, 1]
-    assert len(summary["all"]["per_seed"]) == 2
-    lo, hi = summary["all"]["ci"]
+    overall = summary["mAP"]["all"]
+    assert len(overall["per_seed"]) == 2 and summary["head"] == "csra"
+    lo, hi = overall["ci"]
     assert 0.0 <= lo <= hi <= 1.0
-    assert summary["all"]["mean"] == pytest.approx(np.mean(summary["all"]["per_seed"]))
+    assert overall["mean"] == pytest.approx(np.mean(overall["per_seed"]))
+    assert set(summary["mAP"]) == {"all", "head", "medium", "tail"}
     assert "| CSRA | DB | repeat-factor |" in capsys.readouterr().out
     # A second call reuses the finished seeds (no retraining): the result files are untouched.
     stamp = (out / "csra-db-rfs" / "seed0" / "result.json").stat().st_mtime_ns
