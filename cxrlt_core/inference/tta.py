@@ -231,16 +231,17 @@ def merge_views(logits: torch.Tensor, merge: str = "mean") -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------------------------------- running the model
-DEFAULT_FORWARD_PIXELS: dict[str, int | None] = {"cpu": 8 * 128 * 128, "cuda": None, "mps": None}
+DEFAULT_FORWARD_PIXELS: dict[str, int | None] = {"cpu": 24 * 128 * 128, "cuda": None, "mps": None}
 """Pixel budget of one model call by device type: at most ``budget // (H·W)`` view-images (at least 1) go through
 the model at once; ``None`` puts all ``V x B`` views of a batch in one call.
 
-Measured with ``benchmarks/tta_bench.py`` (README "TTA speed"), ``medium`` set. On CPU, time per image grows with
-large calls once the activations leave the caches (convnextv2_base at 512 on 2 cores: 1.40 s/image at batch 1,
-2.19 s/image at batch 8), while small images gain from batching; on 2 threads the best chunks were 1 view-image for
-convnextv2_base at 512 (all 12 views of 2 images in one call: 73 % of the forward-only limit) and 8 for
-convnextv2_atto at 128 (one call of 192: 77 %, chunks of 1: 65 %), i.e. about 8·128² pixels per call for both.
-On an H100 one call per batch is fastest (convnextv2_atto at 128, batches of 8 images: 5.3x the per-view loop).
+Measured with ``benchmarks/tta_bench.py`` (README "Measured figures"), ``medium`` set, 2 CPU threads. On CPU, time
+per image grows with large calls once the activations leave the caches (convnextv2_base at 512: 1.40 s/image at
+batch 1, 2.19 s/image at batch 8, so the budget must keep it at one 512 px image per call), while small images gain
+from batching: convnextv2_atto at 128 px, batches of 32 images, reached 87 % of the forward-only limit with chunks of
+8 view-images, 96 % with 16, 101 % with 24 and 92 % with 48 (idle machine); 24·128² pixels gives 24 view-images of
+128 px and one of 512 px. On an H100 one call per batch is fastest (convnextv2_atto at 128, batches of 8 images:
+5.3x the per-view loop).
 """
 
 
