@@ -89,15 +89,19 @@ def build_datasets(data: TrainData, recipe: Recipe, mean: Any, std: Any) -> tupl
 
 
 def resolve_num_workers(setting: int | str, device: torch.device) -> int:
-    """DataLoader workers for ``optim.num_workers``; ``auto``: none when training on CPU (the compute threads use
-    every core, so a worker only preempts them; decoding is cheap once the image cache is filled), else one per
-    core of this process's share of the machine minus one, at most 8."""
+    """DataLoader workers for ``optim.num_workers``; ``auto``: on CPU one worker when this process has at least two
+    cores, else none; on a GPU one per core of this process's share of the machine minus one, at most 8.
+
+    Measured on 2 CPU cores (``benchmarks/train_overhead_bench.py``, demo_csra): with no worker the method's
+    augmentation runs between steps and the loop costs +11-12 % over forward + backward + AdamW; one worker prepares
+    the next batches while the compute threads, which do not keep both cores busy on a small network, run (-2 %).
+    """
     if setting != "auto":
         return int(setting)
-    if device.type != "cuda":
-        return 0
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     share = cores // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    if device.type != "cuda":
+        return 1 if share >= 2 else 0
     return max(1, min(8, share - 1))
 
 
