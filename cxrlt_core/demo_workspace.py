@@ -197,7 +197,10 @@ def _step_train(
     from cxrlt_core.config import load_recipe
     from cxrlt_core.training import train
 
-    overrides = list(profile.train_overrides) + ([f"optim.threads={threads}"] if threads else [])
+    # Side by side, each process owns one share of the cores: a loader worker would only contend with the other run
+    # (measured on 2 cores: 279 s for both runs with one worker each vs 212 s without).
+    side_by_side = [f"optim.threads={threads}", "optim.num_workers=0"] if threads else []
+    overrides = list(profile.train_overrides) + side_by_side
     recipe = load_recipe(REPO_ROOT / "train_jobs" / f"{run}.yaml", overrides)
     run_dir = runs.create_run(ws, run, exist_ok=True)
     resume = runs.training_state_path(run_dir).exists()
