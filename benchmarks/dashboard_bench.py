@@ -18,9 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -32,8 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from cxrlt_core.inference.gating import normal_gating  # noqa: E402
 from cxrlt_core.labels import get_label_space  # noqa: E402
 from cxrlt_core.metrics import compute_report  # noqa: E402
-from cxrlt_core.paths import REPO_ROOT  # noqa: E402
 from cxrlt_core.postprocess_study import study_stages  # noqa: E402
+from dashboard.server import free_port, start_dashboard  # noqa: E402
 
 
 def synthetic(n: int, classes: list[str], seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -81,38 +79,18 @@ def bench_gating(n: int, repeats: int) -> None:
         )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def bench_overview(workspace: Path, repeats: int) -> None:
     from playwright.sync_api import sync_playwright
 
     chromium = shutil.which("chromium") or "/usr/bin/chromium"
     if not os.path.exists(chromium):
         raise SystemExit("chromium is not installed (apt-get install chromium)")
-    env = {**os.environ, "CXRLT_WORKSPACE": str(workspace.resolve())}
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
         for i in range(repeats):
-            port = _free_port()
-            command = [
-                sys.executable,
-                "-m",
-                "streamlit",
-                "run",
-                "app.py",
-                "--server.port",
-                str(port),
-                "--server.headless",
-                "true",
-            ]
+            port = free_port()
             start = time.perf_counter()
-            server = subprocess.Popen(
-                command, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-            )
+            server = start_dashboard(workspace, port)
             try:
                 page = browser.new_page(viewport={"width": 1280, "height": 800})
                 while True:
