@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator
@@ -65,17 +66,18 @@ def write_text(path: str | os.PathLike[str], text: str) -> None:
 
 
 def write_json(path: str | os.PathLike[str], obj: Any, indent: int | None = 2) -> None:
-    """Serialise ``obj`` as JSON to ``path`` atomically (NaN is written as null)."""
-    write_text(path, json.dumps(_nan_to_none(obj), indent=indent, allow_nan=False) + "\n")
+    """Serialise ``obj`` as JSON to ``path`` atomically (NaN and infinities are written as null)."""
+    write_text(path, json.dumps(json_safe(obj), indent=indent, allow_nan=False) + "\n")
 
 
-def _nan_to_none(obj: Any) -> Any:
-    if isinstance(obj, float) and obj != obj:
+def json_safe(obj: Any) -> Any:
+    """``obj`` with every NaN or infinite float (in nested dicts, lists, tuples) replaced by None: strict JSON."""
+    if isinstance(obj, float) and not math.isfinite(obj):
         return None
     if isinstance(obj, dict):
-        return {key: _nan_to_none(value) for key, value in obj.items()}
+        return {key: json_safe(value) for key, value in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_nan_to_none(value) for value in obj]
+        return [json_safe(value) for value in obj]
     return obj
 
 

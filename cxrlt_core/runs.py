@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cxrlt_core.atomic import write_json, write_text
+from cxrlt_core.atomic import json_safe, write_json, write_text
 from cxrlt_core.errors import InputError
 from cxrlt_core.workspace import Workspace, check_name
 
@@ -163,7 +163,7 @@ def append_metrics(run_dir: str | os.PathLike[str], record: dict[str, Any]) -> N
     """Append one epoch's record to ``metrics.jsonl`` (rewritten atomically, so a kill never leaves half a line)."""
     path = Path(run_dir) / METRICS_FILE
     old = path.read_text(encoding="utf-8") if path.exists() else ""
-    write_text(path, old + json.dumps(_finite(record), allow_nan=False) + "\n")
+    write_text(path, old + json.dumps(json_safe(record), allow_nan=False) + "\n")
 
 
 def read_metrics(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
@@ -187,18 +187,6 @@ def truncate_metrics(run_dir: str | os.PathLike[str], before_epoch: int) -> None
         return
     kept = [r for r in read_metrics(run_dir) if int(r.get("epoch", -1)) < before_epoch]
     write_text(path, "".join(json.dumps(r, allow_nan=False) + "\n" for r in kept))
-
-
-def _finite(obj: Any) -> Any:
-    if isinstance(obj, float) and obj != obj:
-        return None
-    if isinstance(obj, float) and obj in (float("inf"), float("-inf")):
-        return None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    return obj
 
 
 # -------------------------------------------------------------------------------------------------------------- stop

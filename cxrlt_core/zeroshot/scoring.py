@@ -93,9 +93,10 @@ def _check(image_embeddings: np.ndarray, classes: Sequence[ClassEmbeddings]) -> 
     return unit_rows(images)
 
 
-def _mean_prompt(classes: Sequence[ClassEmbeddings]) -> np.ndarray:
-    """(C, D): per class the mean of its unit prompt embeddings, ``m_c = (1/K) Σ_k t̂_{c,k}`` (not re-normalised)."""
-    return np.stack([unit_rows(c.positives).mean(axis=0) for c in classes])
+def _mean_prompt(classes: Sequence[ClassEmbeddings], negatives: bool = False) -> np.ndarray:
+    """(C, D): per class the mean of its unit prompt embeddings, ``m_c = (1/K) Σ_k t̂_{c,k}`` (not re-normalised);
+    of its negative prompts with ``negatives``."""
+    return np.stack([unit_rows(c.negatives if negatives else c.positives).mean(axis=0) for c in classes])
 
 
 @SCORING_RULES.register("mean_cosine")
@@ -154,7 +155,7 @@ def pos_neg_softmax(
     if missing:
         raise InputError(f"pos_neg_softmax needs negative prompts for every class; classes {missing} have none")
     positives = unit_rows(_mean_prompt(classes))
-    negatives = unit_rows(np.stack([unit_rows(c.negatives).mean(axis=0) for c in classes]))  # type: ignore[arg-type]
+    negatives = unit_rows(_mean_prompt(classes, negatives=True))
     tau = float(alpha if logit_scale is None else logit_scale)
     return sigmoid(tau * (images @ (positives - negatives).T))
 
