@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard.common import PAGES
+from cxrlt_dashboard.common import PAGES
 
 st.set_page_config(page_title="cxrlt", page_icon="🫁", layout="wide")
 st.navigation([st.Page(p.path, title=p.title, icon=p.icon, default=i == 0) for i, p in enumerate(PAGES)]).run()

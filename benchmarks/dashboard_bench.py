@@ -31,7 +31,7 @@ from cxrlt_core.inference.gating import normal_gating  # noqa: E402
 from cxrlt_core.labels import get_label_space  # noqa: E402
 from cxrlt_core.metrics import compute_report  # noqa: E402
 from cxrlt_core.postprocess_study import study_stages  # noqa: E402
-from dashboard.server import free_port, start_dashboard  # noqa: E402
+from cxrlt_dashboard.server import free_port, start_dashboard  # noqa: E402
 
 
 def synthetic(n: int, classes: list[str], seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -9,7 +9,7 @@ import streamlit as st
 
 from cxrlt_core import demo_workspace
 from cxrlt_core.runs import heartbeat_age, list_runs, read_metrics
-from dashboard.common import DEFAULT_WORKSPACE, PAGES, page_setup
+from cxrlt_dashboard.common import DEFAULT_WORKSPACE, PAGES, page_setup
 
 workspace = page_setup("cxrlt — chest X-ray long-tail & zero-shot")
 st.caption(

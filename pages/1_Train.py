@@ -13,7 +13,7 @@ from cxrlt_core.config import load_recipe
 from cxrlt_core.errors import CxrltError
 from cxrlt_core.paths import REPO_ROOT
 from cxrlt_core.runs import LOG_FILE, heartbeat_age, list_runs, new_run_name, read_metrics, read_status
-from dashboard.common import cli_hint, error_box, page_setup
+from cxrlt_dashboard.common import cli_hint, error_box, page_setup
 
 workspace = page_setup("Train")
 recipes = {p.name: p for p in sorted((REPO_ROOT / "train_jobs").glob("*.yaml"))}

@@ -9,8 +9,8 @@ import streamlit as st
 
 from cxrlt_core.evaluation import compare_reports, per_class_frame
 from cxrlt_core.metrics import precision_recall_curve, reliability_curve
-from dashboard import loaders
-from dashboard.common import cli_hint, dataset_csvs, error_box, mtime, page_setup
+from cxrlt_dashboard import loaders
+from cxrlt_dashboard.common import cli_hint, dataset_csvs, error_box, mtime, page_setup
 
 BUCKET_COLOURS = {"head": "#1f77b4", "medium": "#ff7f0e", "tail": "#d62728", "": "#7f7f7f"}
 

@@ -13,8 +13,8 @@ from cxrlt_core.errors import CxrltError
 from cxrlt_core.metrics import compute_report
 from cxrlt_core.zeroshot.prompts import PromptStore, default_prompt_set, parse_prompt_set
 from cxrlt_core.zeroshot.scoring import list_scoring_rules
-from dashboard import loaders, zeroshot_ui
-from dashboard.common import cli_hint, dataset_csvs, error_box, mtime, page_setup
+from cxrlt_dashboard import loaders, zeroshot_ui
+from cxrlt_dashboard.common import cli_hint, dataset_csvs, error_box, mtime, page_setup
 
 workspace = page_setup("Zero-shot prompts")
 store = PromptStore(workspace.prompts_dir)

@@ -14,8 +14,8 @@ from cxrlt_core.inference.gating import GATING_FORMS, normal_gating
 from cxrlt_core.metrics import compute_report
 from cxrlt_core.postprocess_study import PostprocessChoice, gating_sweep, per_class_delta, study_stages, summary
 from cxrlt_core.workspace import check_name
-from dashboard import loaders
-from dashboard.common import cli_hint, dataset_csvs, error_box, mtime, page_setup
+from cxrlt_dashboard import loaders
+from cxrlt_dashboard.common import cli_hint, dataset_csvs, error_box, mtime, page_setup
 
 workspace = page_setup("Gating and calibration")
 prediction_files = {str(p.relative_to(workspace.root)): p for p in workspace.list_predictions()}

@@ -14,8 +14,8 @@ from cxrlt_core.models.checkpoint import load_checkpoint
 from cxrlt_core.runs import checkpoint_path
 from cxrlt_core.zeroshot.predict import score_image
 from cxrlt_core.zeroshot.prompts import PromptStore
-from dashboard import loaders, zeroshot_ui
-from dashboard.common import dataset_csvs, error_box, image_folder, mtime, page_setup
+from cxrlt_dashboard import loaders, zeroshot_ui
+from cxrlt_dashboard.common import dataset_csvs, error_box, image_folder, mtime, page_setup
 
 workspace = page_setup("Inspect a radiograph")
 

@@ -11,7 +11,7 @@ from cxrlt_core.inference.tta import MERGE_MODES, TTA_SETS
 from cxrlt_core.postprocess_study import PostprocessChoice
 from cxrlt_core.runs import checkpoint_path
 from cxrlt_core.zeroshot.prompts import PromptStore
-from dashboard.common import dataset_csvs, error_box, page_setup
+from cxrlt_dashboard.common import dataset_csvs, error_box, page_setup
 
 workspace = page_setup("Export a submission")
 csvs = dataset_csvs(workspace)

@@ -14,7 +14,7 @@ import urllib.request
 import pytest
 
 from cxrlt_core.paths import REPO_ROOT
-from dashboard.server import free_port, start_dashboard
+from cxrlt_dashboard.server import free_port, start_dashboard
 
 pytestmark = pytest.mark.slow
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

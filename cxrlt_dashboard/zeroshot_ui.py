@@ -8,7 +8,7 @@ from cxrlt_core.data.manifest import read_manifest
 from cxrlt_core.zeroshot.cache import EmbeddingCache
 from cxrlt_core.zeroshot.loading import ZeroShotModel, load_model
 from cxrlt_core.zeroshot.predict import ZeroShotScorer
-from dashboard.common import image_folder
+from cxrlt_dashboard.common import image_folder
 
 
 @st.cache_resource(show_spinner="Loading the CLIP model…", max_entries=4)
