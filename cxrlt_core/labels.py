@@ -221,6 +221,10 @@ DEFAULT_META_COLUMNS = (
     "ImageID", "image", "Image Index", "Path", "path", "StudyDate_DICOM", "StudyDate", "PatientID", "Patient ID",
     "subject_id", "study_id", "dicom_id", "Projection", "ViewPosition", "View Position", "MethodLabel", "split",
     "Sex", "Age", "Patient Age", "Patient Gender", "Follow-up #", "Finding Labels", "report",
+    # canonical metadata and its aliases (cxrlt_core.data.metadata reads them; never classes)
+    "sex", "age", "view", "site", "study", "PatientSex", "PatientSex_DICOM", "Patient Sex", "Gender", "PatientAge",
+    "View", "Site", "Hospital", "Institution", "StudyID", "Study ID", "PatientBirth", "Patient Birth", "BirthYear",
+    "Study Date",
 )  # fmt: skip
 NORMAL_NAMES = ("normal", "no finding")
 

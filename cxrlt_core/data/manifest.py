@@ -16,7 +16,7 @@ import gzip
 import lzma
 import os
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -136,6 +136,7 @@ class Manifest:
         extra_columns: columns that are neither classes nor known metadata.
         id_column: name of the id column.
         patient_column: name of the patient column, or ``None``.
+        metadata_columns: canonical metadata field -> column, overriding the aliases (see :meth:`metadata`).
     """
 
     path: Path | None
@@ -150,6 +151,7 @@ class Manifest:
     extra_columns: tuple[str, ...] = ()
     id_column: str = "ImageID"
     patient_column: str | None = None
+    metadata_columns: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -180,6 +182,18 @@ class Manifest:
             meta=self.meta.iloc[indices].reset_index(drop=True),
             labels=self.labels[indices],
         )
+
+    def metadata(self, column_map: Mapping[str, str] | None = None) -> pd.DataFrame:
+        """Canonical ``sex, age, view, site, study`` per row (``cxrlt_core.data.metadata``), missing where absent.
+
+        ``column_map`` (field -> column) overrides both the aliases and the map given to :func:`read_manifest`.
+        """
+        from cxrlt_core.data.metadata import canonical_metadata
+
+        try:
+            return canonical_metadata(self.meta, {**self.metadata_columns, **(column_map or {})})
+        except InputError as exc:
+            raise InputError(f"{self.name}: {exc}") from None
 
     def label_frame(self) -> pd.DataFrame:
         """The id column and one float column per class (NaN unknown), in label-space order."""
@@ -257,6 +271,7 @@ def read_manifest(
     check_images: bool = False,
     meta_csv: str | os.PathLike[str] | None = None,
     strict_columns: bool = False,
+    metadata_columns: Mapping[str, str] | None = None,
 ) -> Manifest:
     """Read a labels CSV into a :class:`Manifest`.
 
@@ -272,6 +287,8 @@ def read_manifest(
             (e.g. ChestX-ray14's ``Patient ID`` kept beside its labels).
         strict_columns: a column that is neither a class of the label space nor known metadata is a problem
             (otherwise it is only listed in ``extra_columns``).
+        metadata_columns: canonical metadata field (``sex``, ``age``, ``view``, ``site``, ``study``) -> column of
+            this file, for names the aliases do not know; those columns count as metadata, never as classes.
 
     Raises:
         InputError: missing or empty file, no id column, no class column when ``require_labels``.
@@ -298,7 +315,9 @@ def read_manifest(
     if meta_csv is not None:
         frame = _join_meta(frame, ids, id_column, Path(meta_csv))
     patient_column = find_column(list(frame.columns), PATIENT_COLUMNS)
-    space = _resolve_label_space(label_space, header, {id_column, patient_column or ""}, name=path.name.split(".")[0])
+    metadata_columns = dict(metadata_columns or {})
+    skip = {id_column, patient_column or "", *metadata_columns.values()}
+    space = _resolve_label_space(label_space, header, skip, name=path.name.split(".")[0])
     try:
         mapping = space.match_columns(header)
     except InputError as exc:
@@ -307,7 +326,8 @@ def read_manifest(
     missing = tuple(c for c in space.classes if c not in mapping)
     if require_labels and not classes:
         raise InputError(f"{path}: no column names a class of label space {space.name!r} (found {header[:8]})")
-    known_meta = {_fold(c) for c in DEFAULT_META_COLUMNS} | {_fold(id_column), _fold(patient_column or "")}
+    known_meta = {_fold(c) for c in (*DEFAULT_META_COLUMNS, *metadata_columns.values())}
+    known_meta |= {_fold(id_column), _fold(patient_column or "")}
     class_columns = [mapping[c] for c in classes]
     extra = tuple(c for c in header if c not in class_columns and _fold(c) not in known_meta)
 
@@ -356,6 +376,7 @@ def read_manifest(
         extra_columns=extra,
         id_column=id_column,
         patient_column=patient_column,
+        metadata_columns=metadata_columns,
     )
 
 
