@@ -6,7 +6,7 @@ Run from the repository root::
 
 Measures, in one process on one core's worth of work (OpenCV threads left at their default):
 
-1. ``load_image`` at ``--size`` on the 101 JPEG/PNG files of ``../shared/data/fullres-cxr-samples`` (8-bit, so the
+1. ``load_image`` at ``--size`` on the 101 JPEG/PNG files of ``$CXRLT_SHARED_DATA/fullres-cxr-samples`` (8-bit, so the
    percentile clipping is a pass-through), with the time split into decode / to_uint8 / resize;
 2. the same images re-encoded as 16-bit PNGs in a temporary folder (the CXR-LT format), where clipping does work;
 3. ``ImageCache``: the first pass (misses: load + write) and later passes (hits: read one .npy).
@@ -92,7 +92,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--images", type=Path, default=shared_data_dir() / "fullres-cxr-samples" / "images")
+    parser.add_argument(
+        "--images", type=Path, default=(shared_data_dir() or Path("data")) / "fullres-cxr-samples" / "images"
+    )
     args = parser.parse_args(argv)
     paths = sorted(p for p in args.images.iterdir() if p.is_file())
     if not paths:

@@ -15,6 +15,7 @@ import math
 import sys
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -31,9 +32,9 @@ NAIVE_BOOTSTRAP_REPLAY = 3
 
 
 def load_label_matrix() -> tuple[np.ndarray, list[str]]:
-    path = shared_data_dir() / LABELS_FILE
+    path = (shared_data_dir() or Path("data")) / LABELS_FILE
     if not path.is_file():
-        sys.exit(f"metrics_bench: {path} is absent (the real-data folder ../shared/data is not beside this clone)")
+        sys.exit(f"metrics_bench: {path} is absent (set CXRLT_SHARED_DATA to the real-data folder)")
     frame = pd.read_csv(path)
     space = get_label_space("cxrlt2026")
     columns = space.match_columns(frame.columns)

@@ -2,12 +2,12 @@
 
 A recipe (``train_jobs/*.yaml``) has six sections: ``data``, ``model``, ``loss``, ``sampler``, ``optim`` and the
 recipe's ``name`` / ``description``. Every key is optional except ``data.train_csv``; missing keys take the
-defaults below, which are the CXR-LT 2026 winning code's values (METHOD.md). Unknown keys, values of the wrong
+defaults below, which are the CXR-LT 2026 winning code's values (docs/method.md). Unknown keys, values of the wrong
 type and impossible values (a negative learning rate) are one :class:`~cxrlt_core.errors.InputError` naming the
 file and the key.
 
-Paths may start with ``${workspace}`` (the run's workspace), ``${shared_data}`` (``../shared/data`` or
-``$CXRLT_SHARED_DATA``) or ``${repo}`` (the repository); other relative paths are relative to the current folder.
+Paths may start with ``${workspace}`` (the run's workspace), ``${shared_data}`` (the folder named by
+``$CXRLT_SHARED_DATA``) or ``${repo}`` (the source tree); other relative paths are relative to the current folder.
 """
 
 from __future__ import annotations
@@ -332,6 +332,8 @@ def resolve_path(value: str | None, workspace: str | os.PathLike[str] | None = N
     text = str(value)
     for token, place in places.items():
         if text.startswith(token):
+            if place is None:
+                raise InputError(f"path {value!r}: set CXRLT_SHARED_DATA to the folder that holds the real data sets")
             text = str(place) + text[len(token) :]
     if "${" in text:
         raise InputError(f"path {value!r}: unknown placeholder; use one of {', '.join(places)}")

@@ -5,7 +5,7 @@ Every figure equals scikit-learn's within 1e-9 (``average_precision_score``, ``r
 the known scores of a class are sorted once, ascending, and every threshold-based figure is read off the tie groups
 of that sorted column (sklearn's "distinct score thresholds"), with no loop over thresholds.
 
-Choices the official scoring code (not public) leaves open; METHOD.md "Metrics" asks for them to be made and documented:
+Choices the official scoring code (not public) leaves open; docs/method.md "Metrics" makes and documents them:
 
 * Unknown labels (NaN) are masked per class: that cell is dropped for that class, exactly as if the row were absent.
 * A class with no known positive has no AP; it is left out of every macro mean and listed in ``skipped``

@@ -1,4 +1,4 @@
-"""Where things live: the repository, the shared real-data folder, the workspace."""
+"""Where things live: the package's source folder, the optional real-data folder, the workspace."""
 
 from __future__ import annotations
 
@@ -8,13 +8,16 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def shared_data_dir() -> Path:
-    """The real-data folder beside the repository (``../shared/data``), or ``$CXRLT_SHARED_DATA``.
+SHARED_DATA_ENV = "CXRLT_SHARED_DATA"
 
-    It may not exist (a user's fresh clone); callers check and skip.
+
+def shared_data_dir() -> Path | None:
+    """The folder of real data sets named by ``$CXRLT_SHARED_DATA``, or ``None`` when the variable is unset.
+
+    Recipes refer to it as ``${shared_data}``; nothing in the package assumes where it lies.
     """
-    override = os.environ.get("CXRLT_SHARED_DATA")
-    return Path(override) if override else REPO_ROOT.parent / "shared" / "data"
+    override = os.environ.get(SHARED_DATA_ENV)
+    return Path(override) if override else None
 
 
 def default_workspace() -> Path:

@@ -1,6 +1,6 @@
 """Run directories: ``<workspace>/runs/<run_id>/`` with a run's config, status, metrics, log and checkpoints.
 
-Layout (DESIGN.md)::
+Layout (docs/design.md)::
 
     config.yaml                  the resolved recipe
     status.json                  state, pid / job id, progress, epoch, heartbeat (written atomically)

@@ -1,6 +1,6 @@
 """A workspace: the folder holding a project's data sets, runs, prompt sets, caches and exports.
 
-Layout (DESIGN.md)::
+Layout (docs/design.md)::
 
     W/datasets/<name>/      labels CSVs + images/ (+ dataset.json for generated sets)
     W/runs/<run_id>/        config.yaml, status.json, metrics.jsonl, checkpoints/, predictions/

@@ -1,6 +1,6 @@
 """Derive the aggregate label statistics the demo generator samples from, out of the real PadChest label matrix.
 
-Reads ``../shared/data/padchest-label-matrix/padchest_cxrlt2026_labels.csv.gz`` (one row per PadChest image, one 0/1
+Reads ``$CXRLT_SHARED_DATA/padchest-label-matrix/padchest_cxrlt2026_labels.csv.gz`` (one row per PadChest image, one 0/1
 column per CXR-LT 2026 class), keeps the frontal projections (PA, AP, AP_horizontal: the demo renders frontal views)
 and writes ``cxrlt_core/data/demo/padchest_stats.json`` holding only aggregates:
 
@@ -82,7 +82,9 @@ def nearest_correlation(matrix: np.ndarray, min_eigenvalue: float = MIN_EIGENVAL
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--labels", type=Path, default=shared_data_dir() / "padchest-label-matrix" / "padchest_cxrlt2026_labels.csv.gz"
+        "--labels",
+        type=Path,
+        default=(shared_data_dir() or Path("data")) / "padchest-label-matrix" / "padchest_cxrlt2026_labels.csv.gz",
     )
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "cxrlt_core" / "data" / "demo" / "padchest_stats.json")
     args = parser.parse_args(argv)

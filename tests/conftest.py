@@ -1,20 +1,45 @@
-"""Shared fixtures: the real-data folder (skipped when absent) and small generated inputs."""
+"""Shared fixtures: the real-data folder (skipped when absent) and small generated inputs.
+
+The real data sets are found through ``--shared-data DIR`` or ``$CXRLT_SHARED_DATA``; a developer checkout that has
+them beside the clone (``../shared/data``) needs neither. The folder found is exported as ``$CXRLT_SHARED_DATA`` so
+recipes (``${shared_data}``) and child processes see the same one.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-from cxrlt_core.paths import shared_data_dir
+from cxrlt_core.paths import SHARED_DATA_ENV
+
+_BESIDE_THE_CLONE = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--shared-data",
+        default=None,
+        help=f"folder of the real data sets (default: ${SHARED_DATA_ENV}, else ../shared/data beside the clone)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    chosen = config.getoption("--shared-data") or os.environ.get(SHARED_DATA_ENV)
+    if chosen is None and _BESIDE_THE_CLONE.is_dir():
+        chosen = str(_BESIDE_THE_CLONE)
+    if chosen is not None:
+        os.environ[SHARED_DATA_ENV] = str(Path(chosen).resolve())
 
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """``../shared/data`` with its real radiographs and label matrix; skip when this clone has none."""
-    root = shared_data_dir()
+    """The real radiographs and label matrix; skip when no folder was named and none lies beside the clone."""
+    named = os.environ.get(SHARED_DATA_ENV)
+    root = Path(named) if named else _BESIDE_THE_CLONE
     if not (root / "README.md").is_file():
-        pytest.skip(f"real data folder {root} is absent (a fresh clone has no ../shared/data)")
+        pytest.skip(f"real data folder {root} is absent (use --shared-data DIR or ${SHARED_DATA_ENV})")
     return root
 
 

@@ -130,9 +130,14 @@ def test_defaults_are_the_method():
     assert recipe.data.augment.dropout_holes == 6 and recipe.data.augment.affine_p == 0.4
 
 
-def test_resolve_path_placeholders(tmp_path: Path):
+def test_resolve_path_placeholders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     assert resolve_path("${workspace}/datasets/a.csv", tmp_path) == (tmp_path / "datasets" / "a.csv").resolve()
-    assert resolve_path("${shared_data}/nih-cxr14-64px", tmp_path) == (shared_data_dir() / "nih-cxr14-64px").resolve()
+    monkeypatch.setenv("CXRLT_SHARED_DATA", str(tmp_path / "real"))
+    assert resolve_path("${shared_data}/nih-cxr14-64px", tmp_path) == (tmp_path / "real" / "nih-cxr14-64px").resolve()
+    monkeypatch.delenv("CXRLT_SHARED_DATA")
+    assert shared_data_dir() is None
+    with pytest.raises(InputError, match="set CXRLT_SHARED_DATA"):
+        resolve_path("${shared_data}/nih-cxr14-64px", tmp_path)
     assert resolve_path("${repo}/train_jobs", tmp_path) == (REPO_ROOT / "train_jobs").resolve()
     assert resolve_path(None, tmp_path) is None
     with pytest.raises(InputError, match="unknown placeholder"):

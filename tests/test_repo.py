@@ -53,3 +53,22 @@ def test_core_has_no_streamlit_imports():
         if re.search(r"^\s*(import streamlit|from streamlit)", path.read_text(encoding="utf-8"), flags=re.M)
     ]
     assert not offenders, f"cxrlt_core must not import streamlit: {offenders}"
+
+
+def test_every_docs_reference_resolves():
+    """A docstring or recipe that points to ``docs/<page>.md "<section>"`` names a page and heading that exist."""
+    pattern = re.compile(r'docs/(\w+)\.md(?:,? "([^"]+)")?')
+    sources = [*(REPO_ROOT / "cxrlt_core").rglob("*.py"), *(REPO_ROOT / "train_jobs").glob("*.yaml")]
+    broken = []
+    found = 0
+    for source in sources:
+        for page, section in pattern.findall(source.read_text(encoding="utf-8")):
+            found += 1
+            doc = REPO_ROOT / "docs" / f"{page}.md"
+            if not doc.is_file():
+                broken.append(f"{source.name}: docs/{page}.md")
+            elif section and f"## {section}\n" not in doc.read_text(encoding="utf-8"):
+                broken.append(f'{source.name}: docs/{page}.md "{section}"')
+    assert found > 10 and not broken, broken
+    leftovers = [p.name for p in sources if re.search(r"\b(METHOD|DESIGN)\.md|\.\./shared", p.read_text("utf-8"))]
+    assert not leftovers, leftovers

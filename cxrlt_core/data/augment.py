@@ -1,6 +1,6 @@
 """Train-time augmentation of the CXR-LT 2026 Task 1 method, with albumentations, on uint8 grayscale images.
 
-The winning code's pipeline (METHOD.md), ported from albumentations 1.x to 2.0 names:
+The winning code's pipeline (docs/method.md), ported from albumentations 1.x to 2.0 names:
 horizontal flip p 0.5; ``ShiftScaleRotate(shift 0.03, scale 0.05, rotate 7°)`` p 0.4 → ``Affine``;
 CLAHE (clip 2, 8×8 tiles) p 0.2; brightness/contrast ±0.08 p 0.2; Gaussian noise (variance 1–5 grey levels²,
 i.e. σ 1–√5 of 255) p 0.15; coarse dropout of 6 holes of 24 px at 512 px (scaled with the image size) p 0.15.

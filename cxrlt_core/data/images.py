@@ -3,7 +3,7 @@
 One path for training, inference, zero-shot and dashboard uploads:
 
 ``read_radiograph`` / ``decode_radiograph`` (PNG 8/16-bit, JPEG, DICOM; colour reduced to gray) ->
-``to_uint8`` (percentile clipping, METHOD.md "Task 1 model") -> resize (``Preprocess``) -> ``to_model_tensor``.
+``to_uint8`` (percentile clipping, docs/method.md "Task 1 model") -> resize (``Preprocess``) -> ``to_model_tensor``.
 
 A file that cannot be decoded (missing, empty, truncated, not an image, a DICOM without pixel data) raises
 :class:`~cxrlt_core.errors.InputError` naming the file: a failed read never becomes a silent black image.
@@ -297,7 +297,7 @@ def to_gray(image: np.ndarray, channel_order: str = "bgr") -> np.ndarray:
 
 # ------------------------------------------------------------------------------------------------------- intensities
 def to_uint8(image: np.ndarray, low: float = 0.5, high: float = 99.5, sample_pixels: int = 2000) -> np.ndarray:
-    """Percentile clipping to uint8 (METHOD.md, Task 1 preprocessing, after the winning code).
+    """Percentile clipping to uint8 (docs/method.md, Task 1 preprocessing, after the winning code).
 
     With ``s = x.ravel()[::max(1, x.size // sample_pixels)]`` (a strided sample of about ``sample_pixels`` pixels),
     ``lo, hi = np.percentile(s, [low, high])`` (linear interpolation) and
@@ -360,8 +360,8 @@ class Preprocess:
 
     Attributes:
         image_size: output (height, width); an int means a square.
-        clip_low, clip_high: percentiles for :func:`to_uint8` (METHOD.md: 0.5 and 99.5).
-        sample_pixels: pixels in the strided percentile sample (METHOD.md: ~2000).
+        clip_low, clip_high: percentiles for :func:`to_uint8` (docs/method.md: 0.5 and 99.5).
+        sample_pixels: pixels in the strided percentile sample (docs/method.md: ~2000).
         interpolation: ``"auto"`` (area to shrink, linear to enlarge) or a name in :data:`INTERPOLATIONS`.
         keep_aspect: ``False`` resizes straight to ``image_size`` (the method); ``True`` scales to fit and
             letterboxes, centred, with ``pad_value``.

@@ -1,6 +1,6 @@
 """Post-hoc calibration per class, fitted on a labelled validation split; monotone, so the ranking is kept.
 
-The winners' Task 1 mECE was 0.93 (METHOD.md "Beyond the paper"). Each class ``c`` gets its own increasing map
+The winners' Task 1 mECE was 0.93 (docs/method.md "Beyond the paper"). Each class ``c`` gets its own increasing map
 ``f_c`` fitted on validation probabilities ``p`` and labels ``y`` (unknown labels, NaN, are masked out), with
 ``z = logit(p)`` (``p`` clipped to ``[1e-12, 1 − 1e-12]``):
 

@@ -1,6 +1,6 @@
 """Weighted ensembles of models whose classes may come in different orders: align by class name, then average.
 
-METHOD.md "Task 1 inference": the ensemble is the weighted mean of the models' TTA-merged probabilities,
+docs/method.md "Task 1 inference": the ensemble is the weighted mean of the models' TTA-merged probabilities,
 ``p_c = Σ_m w_m p_{m,c}`` with ``w_m ≥ 0`` normalised to ``Σ_m w_m = 1`` (paper: 1.0 for the MLP model, 1.5 for
 the CSRA model). Class names are matched ignoring case, spacing and underscores (as :class:`LabelSpace` does).
 """

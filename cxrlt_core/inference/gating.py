@@ -1,6 +1,6 @@
 """Normal gating: lower every finding's probability when the model believes the image is normal.
 
-METHOD.md "Task 1 inference", after the winning code: for every class ``c ≠ Normal``
+docs/method.md "Task 1 inference", after the winning code: for every class ``c ≠ Normal``
 
 - ``power`` (the code, default):  ``p_c ← p_c · (1 − p_N)^α``, α = 0.5;
 - ``linear`` (an older write-up): ``p_c ← p_c · (1 − α · p_N)``;

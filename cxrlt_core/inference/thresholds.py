@@ -1,6 +1,6 @@
 """Per-class decision thresholds that maximise F1 on validation; binary outputs and F1 at those thresholds.
 
-The winners' Task 1 mF1 at 0.5 was 0.38 (METHOD.md "Beyond the paper"). For class ``c`` with validation scores
+The winners' Task 1 mF1 at 0.5 was 0.38 (docs/method.md "Beyond the paper"). For class ``c`` with validation scores
 ``s`` and labels ``y`` (NaN masked out), predicting positive for ``s ≥ t``:
 
     ``F1(t) = 2·TP(t) / (2·TP(t) + FP(t) + FN(t)) = 2·TP(t) / (k(t) + P)``,

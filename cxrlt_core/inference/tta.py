@@ -1,6 +1,6 @@
 """Test-time augmentation: views as batched tensor ops on the model's device, merged per model.
 
-METHOD.md "Task 1 inference": views identity, horizontal flip, rotations ±5°, zoom in 1.1 (centre crop resized back
+docs/method.md "Task 1 inference": views identity, horizontal flip, rotations ±5°, zoom in 1.1 (centre crop resized back
 to size) and zoom out 0.9 (resized down and padded back to size), in the named sets ``none``, ``flip``, ``light``,
 ``medium`` and ``flip_scale``; the views of each model are merged by the mean of probabilities (the paper) or by
 logit mean, geometric mean, max or median.
