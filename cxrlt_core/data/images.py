@@ -6,7 +6,8 @@ One path for training, inference, zero-shot and dashboard uploads:
 ``to_uint8`` (percentile clipping, docs/method.md "Task 1 model") -> resize (``Preprocess``) -> ``to_model_tensor``.
 
 A file that cannot be decoded (missing, empty, truncated, not an image, a DICOM without pixel data) raises
-:class:`~cxrlt_core.errors.InputError` naming the file: a failed read never becomes a silent black image.
+:class:`~cxrlt_core.errors.InputError` naming the file: a failed read never becomes a silent black image. So does a
+file whose header declares more pixels than the limit (``cxrlt_core.data.image_headers``), before decoding.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from cxrlt_core.data.image_headers import check_dicom_pixels, check_header_pixels
 from cxrlt_core.errors import InputError
 
 __all__ = [
@@ -138,6 +140,8 @@ def decode_radiograph(data: bytes, name: str = "<upload>", max_bytes: int | None
     kind = sniff_format(data, name)
     if kind == "dicom":
         return _decode_dicom(data, name)
+    if kind in ("png", "jpeg"):
+        check_header_pixels(data, name, kind)  # a pixel bomb is refused before any allocation
     if kind == "png":
         _check_png_complete(data, name)
     elif kind == "jpeg":
@@ -221,6 +225,7 @@ def _decode_dicom(data: bytes, name: str) -> np.ndarray:
         raise InputError(f"{name}: not a readable DICOM file ({_one_line(exc)})") from None
     if not any(tag in ds for tag in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
         raise InputError(f"{name}: DICOM file has no pixel data (PixelData element missing)")
+    check_dicom_pixels(ds, name)
     frames = int(ds.get("NumberOfFrames", 1) or 1)
     if frames != 1:
         raise InputError(f"{name}: DICOM file has {frames} frames; a radiograph must have exactly one")
