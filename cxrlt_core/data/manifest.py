@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cxrlt_core.data.confine import RootGuard, id_escape
 from cxrlt_core.errors import InputError, ValidationError
 from cxrlt_core.labels import DEFAULT_META_COLUMNS, LabelSpace, _fold, get_label_space, label_space_from_columns
 
@@ -152,6 +153,7 @@ class Manifest:
     id_column: str = "ImageID"
     patient_column: str | None = None
     metadata_columns: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    _guard: RootGuard | None = dataclasses.field(default=None, init=False, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -168,7 +170,16 @@ class Manifest:
         """The image file of row ``i`` (see :func:`resolve_image`)."""
         if self.image_root is None:
             raise InputError(f"{self.name}: no image folder given, cannot locate image {self.ids[i]!r}")
-        return resolve_image(self.image_root, str(self.ids[i]))
+        image_id = str(self.ids[i])
+        reason = id_escape(image_id)
+        if reason is None:
+            if self._guard is None or self._guard.root != self.image_root:
+                self._guard = RootGuard(self.image_root)
+            path = resolve_image(self.image_root, image_id)
+            reason = self._guard.escape(path)
+        if reason:
+            raise InputError(f"{self.name}: image id {image_id!r} {reason}; not opened")
+        return path
 
     def subset(self, indices: Sequence[int] | np.ndarray) -> Manifest:
         """The rows ``indices`` (integer positions or a boolean mask), in that order."""
@@ -338,6 +349,8 @@ def read_manifest(
             for column in extra
         ]
     problems += id_problems(path, ids, id_column)
+    if image_root is not None:
+        problems += escape_problems(path, ids, id_column)
     labels = np.empty((len(frame), len(classes)), dtype=np.float32)
     bad_cells: list[str] = []
     n_bad = 0
@@ -399,16 +412,36 @@ def id_problems(path: Path, ids: np.ndarray, id_column: str, row: Callable[[int]
     return problems + _capped(lines, len(groups), "duplicate ids")
 
 
+def escape_problems(path: Path, ids: np.ndarray, id_column: str) -> list[str]:
+    """One line per id that would leave the image folder (absolute, ``..``, NUL), read from the text alone."""
+    lines: list[str] = []
+    total = 0
+    for i, image_id in enumerate(ids):
+        reason = id_escape(str(image_id))
+        if reason:
+            total += 1
+            if len(lines) < MAX_LISTED:
+                lines.append(f"{path}: row {csv_row(i)}, column {id_column!r}: image id {image_id!r} {reason}")
+    return _capped(lines, total, "ids outside the image folder")
+
+
 def image_problems(path: Path, root: Path, ids: np.ndarray, id_column: str) -> list[str]:
-    """One line per image that is missing, not a file or empty (``stat`` only, no decoding)."""
+    """One line per image that is missing, not a file, empty or outside ``root`` (``stat`` only, no decoding)."""
     if not root.is_dir():
         return [f"{path}: image folder {root} not found"]
     lines: list[str] = []
     total = 0
+    guard = RootGuard(root)
     for i, image_id in enumerate(ids):
-        if not image_id:
-            continue
+        if not image_id or id_escape(str(image_id)):
+            continue  # listed by escape_problems
         file = resolve_image(root, str(image_id))
+        escape = guard.escape(file)
+        if escape:
+            total += 1
+            if len(lines) < MAX_LISTED:
+                lines.append(f"{path}: row {csv_row(i)}, column {id_column!r}: image {file} {escape}; not opened")
+            continue
         try:
             size = file.stat().st_size
             problem = None if file.is_file() else "is not a file"
