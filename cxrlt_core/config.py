@@ -1,7 +1,7 @@
 """Training recipes: dataclasses that round-trip to YAML, with ``key=value`` overrides and checked types.
 
-A recipe (``train_jobs/*.yaml``) has six sections: ``data``, ``model``, ``loss``, ``sampler``, ``optim`` and the
-recipe's ``name`` / ``description``. Every key is optional except ``data.train_csv``; missing keys take the
+A recipe (``train_jobs/*.yaml``) has the sections ``data``, ``model``, ``loss``, ``sampler``, ``optim``, ``tracking``
+and the recipe's ``name`` / ``description``. Every key is optional except ``data.train_csv``; missing keys take the
 defaults below, which are the CXR-LT 2026 winning code's values (docs/method.md). Unknown keys, values of the wrong
 type and impossible values (a negative learning rate) are one :class:`~cxrlt_core.errors.InputError` naming the
 file and the key.
@@ -212,6 +212,17 @@ class OptimConfig:
 
 
 @dataclasses.dataclass
+class TrackingConfig:
+    """Experiment tracking (``cxrlt_core.tracking``), off by default: TensorBoard event files in the run folder,
+    MLflow runs (``mlflow_uri``: any tracking URI; default a file store at ``${workspace}/mlruns``)."""
+
+    tensorboard: bool = False
+    mlflow: bool = False
+    mlflow_uri: str | None = None
+    experiment: str | None = None
+
+
+@dataclasses.dataclass
 class Recipe:
     """A whole training recipe."""
 
@@ -222,6 +233,7 @@ class Recipe:
     loss: LossConfig = dataclasses.field(default_factory=LossConfig)
     sampler: SamplerConfig = dataclasses.field(default_factory=SamplerConfig)
     optim: OptimConfig = dataclasses.field(default_factory=OptimConfig)
+    tracking: TrackingConfig = dataclasses.field(default_factory=TrackingConfig)
 
     def check(self) -> None:
         """Raise ``InputError`` for impossible values (types are checked while parsing)."""

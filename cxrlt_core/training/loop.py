@@ -39,6 +39,7 @@ from cxrlt_core.atomic import write_text
 from cxrlt_core.config import Recipe
 from cxrlt_core.distributed import DistInfo
 from cxrlt_core.errors import InputError
+from cxrlt_core.tracking import NullTracker, Tracker, open_tracker
 from cxrlt_core.training.data import (
     TrainData,
     build_datasets,
@@ -135,6 +136,7 @@ class Trainer:
         self._last_progress = 0.0
         self.skipped_images: list[dict[str, Any]] = []
         self.skipped_batches = 0
+        self.tracker: Tracker = NullTracker()  # opened in _run once the first epoch is known
 
     # ------------------------------------------------------------------------------------------------ lifecycle
     def run(self, resume: bool) -> TrainResult:
@@ -166,6 +168,7 @@ class Trainer:
                 why = "interrupted" if isinstance(exc, KeyboardInterrupt) else "stopped on request"
                 self.log.info("%s after %d epochs; resume with --resume", why, result.epochs_done)
                 runs.write_status(self.run_dir, "stopped", message=f"{why}; resumable")
+                self.tracker.finish("stopped")
             if isinstance(exc, KeyboardInterrupt):
                 raise
             return result
@@ -173,6 +176,7 @@ class Trainer:
             if self.is_main:
                 self.log.error("training failed: %s: %s", type(exc).__name__, exc)
                 runs.write_status(self.run_dir, "failed", error=f"{type(exc).__name__}: {exc}")
+                self.tracker.finish("failed")
             raise
         if self.is_main:
             runs.clear_stop(self.run_dir)
@@ -185,6 +189,7 @@ class Trainer:
                 early_stopped=result.early_stopped,
                 seconds=round(result.seconds, 1),
             )
+            self.tracker.finish("finished")
         return result
 
     def close(self) -> None:
@@ -373,6 +378,7 @@ class Trainer:
             runs.truncate_metrics(self.run_dir, before_epoch=start + 1)  # records count epochs from 1
             if state and start and not any(r.get("epoch") == start for r in runs.read_metrics(self.run_dir)):
                 runs.append_metrics(self.run_dir, json.loads(state["record"]))
+            self.tracker = open_tracker(r, self.run_dir, self.workspace, first_epoch=start, log=self.log)
         if start > 0:
             self.log.info("resuming after epoch %d of %d", start, total)
         if self.early_stopped:
@@ -652,6 +658,7 @@ class Trainer:
         # writes cannot leave a hole in metrics.jsonl (resume re-appends it)
         self._save_state(epoch, started, record)
         runs.append_metrics(self.run_dir, record)
+        self.tracker.log_epoch(record)
         runs.write_status(
             self.run_dir,
             epoch=epoch + 1,
