@@ -144,35 +144,33 @@ def run_predict(args: argparse.Namespace) -> int:
     """Predict, then print one summary line (and where the unreadable images are listed, if any)."""
     from cxrlt_core.data.manifest import read_manifest
     from cxrlt_core.errors import InputError
-    from cxrlt_core.inference.predict import predict
+    from cxrlt_core.inference.predict import PredictOptions, predict
 
     if args.weights is not None and len(args.weights) != len(args.checkpoint):
         raise InputError(f"--weights has {len(args.weights)} values for {len(args.checkpoint)} checkpoints")
-    forward_batch = _forward_batch(args.forward_batch)
+    options = PredictOptions(
+        weights=args.weights,
+        tta=args.tta,
+        merge=args.merge,
+        gating_alpha=args.gating_alpha,
+        gating_form=args.gating_form,
+        calibration=args.calibration,
+        thresholds=args.thresholds,
+        batch_size=args.batch_size,
+        num_workers=args.num_workers,
+        device=args.device,
+        precision=args.precision,
+        forward_batch=_forward_batch(args.forward_batch),
+        on_error=args.on_error,
+        chunk_size=args.chunk_size,
+        cache_dir=args.cache_dir,
+        threads=args.threads,
+        show_progress=not args.no_progress,
+    )
+    options.check()
     manifest = read_manifest(args.labels, args.images, label_space=args.label_space, require_labels=False)
     with _warnings_as_lines():
-        result = predict(
-            args.checkpoint,
-            manifest,
-            args.out,
-            weights=args.weights,
-            tta=args.tta,
-            merge=args.merge,
-            gating_alpha=args.gating_alpha,
-            gating_form=args.gating_form,
-            calibration=args.calibration,
-            thresholds=args.thresholds,
-            batch_size=args.batch_size,
-            num_workers=args.num_workers,
-            device=args.device,
-            precision=args.precision,
-            forward_batch=forward_batch,
-            on_error=args.on_error,
-            chunk_size=args.chunk_size,
-            cache_dir=args.cache_dir,
-            threads=args.threads,
-            show_progress=not args.no_progress,
-        )
+        result = predict(args.checkpoint, manifest, args.out, options)
     if result.path is None:  # a torchrun rank other than 0: rank 0 reports
         return 0
     meta = result.metadata

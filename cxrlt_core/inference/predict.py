@@ -1,10 +1,17 @@
-"""The Task 1 prediction pipeline: checkpoints + images → TTA → weighted ensemble → normal gating → calibration →
-a predictions file streamed to disk, with its provenance.
+"""The Task 1 prediction pipeline in stages: load → views → merge → ensemble → gate → calibrate → write.
 
-Per batch of rows: each preprocessing (input size, clipping) is decoded once in DataLoader workers; each model runs
-its TTA views on its device (:mod:`.tta`) and merges them; the ensemble averages the models' probabilities after
-aligning classes by name (:mod:`.ensemble`); gating (:mod:`.gating`) and calibration (:mod:`.calibration`) follow,
-in that order. Rows are written in chunks (:mod:`.writer`), so memory stays flat in the number of images.
+- **load** (:func:`load_models`): checkpoints (safetensors + sidecar) with what is needed to feed each model;
+- **views** (:func:`view_loaders`): each preprocessing (input size, clipping) decodes every image once, in DataLoader
+  workers, and each model's TTA views are made from that batch on its device (:mod:`.tta`);
+- **merge** (:func:`model_probabilities`): a model's views merged into one probability per class;
+- **ensemble** (:func:`ensemble_batch`): the weighted mean of the models' probabilities, classes aligned by name
+  (:mod:`.ensemble`);
+- **gate** and **calibrate** (:class:`PostProcess`): normal gating (:mod:`.gating`), then calibration
+  (:mod:`.calibration`), in that order; thresholds turn the result into 0/1 decisions when given;
+- **write** (:class:`PredictionSink`): rows are written in chunks (:mod:`.writer`), so memory stays flat in the
+  number of images, with the provenance of every stage.
+
+All settings are one :class:`PredictOptions`; :func:`predict` runs the stages.
 
 Failure policy: with ``on_error="raise"`` the first unreadable image stops the run, naming the file; with ``"skip"``
 its row is left out of the predictions, listed in ``<out>.failed.csv`` and counted in the metadata
@@ -30,6 +37,7 @@ import numpy as np
 import torch
 
 from cxrlt_core import __version__
+from cxrlt_core.distributed import launched_by_torchrun
 from cxrlt_core.errors import InputError
 from cxrlt_core.inference.calibration import Calibration, load_calibration
 from cxrlt_core.inference.ensemble import class_index, normalise_weights
@@ -40,14 +48,22 @@ from cxrlt_core.inference.tta import MERGE_MODES, default_forward_batch, get_tta
 from cxrlt_core.inference.writer import PartWriter, PredictionWriter, failed_path, merge_parts, write_failed
 
 __all__ = [
+    "Ensemble",
     "LoadedModel",
     "PRECISIONS",
+    "PostProcess",
+    "PredictOptions",
     "PredictResult",
+    "PredictionSink",
     "binary_path",
+    "ensemble_batch",
+    "load_ensemble",
     "load_models",
+    "model_probabilities",
     "pipeline_provenance",
     "postprocess",
     "predict",
+    "view_loaders",
 ]
 
 ProgressCallback = Callable[[int, int], None]
@@ -89,6 +105,11 @@ def _size_pair(value: Any) -> tuple[int, int]:
     return height, width
 
 
+def _triple(values: Sequence[Any]) -> tuple[float, float, float]:
+    first, second, third = (float(v) for v in values)
+    return first, second, third
+
+
 def _spec_from_sidecar(path: Path, model: torch.nn.Module, sidecar: Mapping[str, Any]) -> LoadedModel:
     """Read classes, preprocessing and normalisation from a checkpoint's sidecar (``cxrlt_core.models.checkpoint``)."""
     from cxrlt_core.data.images import IMAGENET_MEAN, IMAGENET_STD, Preprocess
@@ -107,17 +128,17 @@ def _spec_from_sidecar(path: Path, model: torch.nn.Module, sidecar: Mapping[str,
         preprocess = Preprocess(image_size=_size_pair(input_size))
     else:
         raise InputError(f"{path}: checkpoint sidecar has neither preprocess nor input_size")
-    mean = tuple(float(v) for v in (config.get("mean") or sidecar.get("mean") or IMAGENET_MEAN))
-    std = tuple(float(v) for v in (config.get("std") or sidecar.get("std") or IMAGENET_STD))
+    mean = _triple(config.get("mean") or sidecar.get("mean") or IMAGENET_MEAN)
+    std = _triple(config.get("std") or sidecar.get("std") or IMAGENET_STD)
     info = {k: config[k] for k in ("backbone", "head", "name", "arch") if k in config}
     return LoadedModel(
         path=path,
         model=model,
         classes=tuple(str(c) for c in classes),
         preprocess=preprocess,
-        mean=mean,  # type: ignore[arg-type]
-        std=std,  # type: ignore[arg-type]
-        input_size=_size_pair(input_size) if input_size else tuple(preprocess.image_size),  # type: ignore[arg-type]
+        mean=mean,
+        std=std,
+        input_size=_size_pair(input_size if input_size else preprocess.image_size),
         normal=(space or {}).get("normal"),
         label_space=space,
         info=info,
@@ -210,8 +231,6 @@ class PredictResult:
 
 
 def _resolve_precision(precision: str, device: torch.device) -> str:
-    if precision not in PRECISIONS:
-        raise InputError(f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
     if precision == "auto":
         return "bf16" if device.type == "cuda" else "fp32"
     return precision
@@ -248,41 +267,17 @@ def _rows_of(manifest: Any) -> tuple[list[str], list[Path]]:
     return ids, [manifest.image_path(i) for i in range(len(ids))]
 
 
-def predict(
-    checkpoints: Sequence[str | os.PathLike[str]],
-    manifest: Any,
-    out_path: str | os.PathLike[str],
-    weights: Sequence[float] | None = None,
-    tta: str = "medium",
-    merge: str = "mean",
-    gating_alpha: float = 0.5,
-    gating_form: str = "power",
-    calibration: str | os.PathLike[str] | Calibration | None = None,
-    thresholds: str | os.PathLike[str] | Thresholds | None = None,
-    batch_size: int = 8,
-    num_workers: int = 2,
-    device: str = "auto",
-    precision: str = "auto",
-    forward_batch: int | str | None = "auto",
-    channels_last: bool | str = "auto",
-    on_error: str = "raise",
-    chunk_size: int = 4096,
-    cache_dir: str | os.PathLike[str] | None = None,
-    threads: int | None = None,
-    progress: ProgressCallback | None = None,
-    show_progress: bool = True,
-) -> PredictResult:
-    """Predict every row of ``manifest`` with a weighted ensemble of checkpoints; write ``out_path``.
+# ------------------------------------------------------------------------------------------------------- options
+@dataclasses.dataclass
+class PredictOptions:
+    """Every setting of :func:`predict` beyond its inputs (checkpoints, manifest, output file).
 
-    Args:
-        checkpoints: ``.safetensors`` checkpoints (with their JSON sidecars); classes are aligned by name to the
-            first model's classes, which are the output columns.
-        manifest: a :class:`~cxrlt_core.data.manifest.Manifest` with an image folder (ids and image paths).
-        out_path: ``.csv`` or ``.parquet``.
+    Attributes:
         weights: one per checkpoint, normalised to sum 1 (default equal).
-        tta: a TTA set (``none``, ``flip``, ``light``, ``medium``, ``flip_scale``).
-        merge: per-model merge of the views (``mean``, ``logit_mean``, ``gmean``, ``max``, ``median``).
-        gating_alpha, gating_form: normal gating (α = 0: none).
+        tta: a registered TTA set (:data:`~cxrlt_core.inference.tta.TTA_SETS`).
+        merge: per-model merge of the views (:data:`~cxrlt_core.inference.tta.MERGE_MODES`).
+        gating_alpha, gating_form: normal gating (α = 0: none; forms in
+            :data:`~cxrlt_core.inference.gating.GATING_FORMS`).
         calibration: a calibration JSON (or object), applied after gating.
         thresholds: a thresholds JSON (or object): also writes 0/1 decisions to :func:`binary_path`.
         batch_size: images per DataLoader batch (each becomes ``V x batch_size`` view-images).
@@ -293,196 +288,497 @@ def predict(
             model's input size (:func:`~cxrlt_core.inference.tta.default_forward_batch`); ``None``: all views of a
             batch in one call.
         channels_last: NHWC memory format for the model (``auto``: on CUDA).
-        on_error: ``raise`` or ``skip`` (module docstring).
+        on_error: ``raise`` or ``skip`` (module docstring of :mod:`cxrlt_core.inference.loader`'s policy: the first
+            unreadable image stops the run, or its row is left out and listed in ``<out>.failed.csv``).
         chunk_size: rows buffered before each write.
         cache_dir: optional decoded-image cache folder (:class:`~cxrlt_core.data.image_cache.ImageCache`).
         threads: torch intra-op threads of this process (default: torch's choice). On a CPU shared with decoding
             workers or other jobs, fewer threads than cores avoid OpenMP oversubscription.
-        progress: ``progress(done, total)`` after each batch (rows of this process).
         show_progress: draw a tqdm bar on stderr.
     """
-    from cxrlt_core.distributed import all_gather_object, init_distributed, launched_by_torchrun
 
-    started = time.perf_counter()
-    if on_error not in ON_ERROR:
-        raise InputError(f"unknown image error policy {on_error!r}; choose one of: {', '.join(ON_ERROR)}")
-    views = get_tta_set(tta)
-    MERGE_MODES.get(merge)
-    GATING_FORMS.get(gating_form)
-    if chunk_size < 1:
-        raise InputError(f"chunk size must be at least 1, got {chunk_size}")
-    out_path = Path(out_path)
-    if out_path.suffix.lower() not in (".csv", ".parquet", ".pq"):
-        raise InputError(f"{out_path}: predictions must be .parquet or .csv")
-    calibration_obj = load_calibration(calibration) if isinstance(calibration, (str, os.PathLike)) else calibration
-    thresholds_obj = load_thresholds(thresholds) if isinstance(thresholds, (str, os.PathLike)) else thresholds
-    ids, paths = _rows_of(manifest)
-    if not ids:
-        raise InputError(f"{getattr(manifest, 'name', 'manifest')}: no rows to predict")
+    weights: Sequence[float] | None = None
+    tta: str = "medium"
+    merge: str = "mean"
+    gating_alpha: float = 0.5
+    gating_form: str = "power"
+    calibration: str | os.PathLike[str] | Calibration | None = None
+    thresholds: str | os.PathLike[str] | Thresholds | None = None
+    batch_size: int = 8
+    num_workers: int = 2
+    device: str = "auto"
+    precision: str = "auto"
+    forward_batch: int | str | None = "auto"
+    channels_last: bool | str = "auto"
+    on_error: str = "raise"
+    chunk_size: int = 4096
+    cache_dir: str | os.PathLike[str] | None = None
+    threads: int | None = None
+    show_progress: bool = True
 
-    if threads is not None:
-        if threads < 1:
-            raise InputError(f"threads must be at least 1, got {threads}")
-        torch.set_num_threads(int(threads))
-    dist = init_distributed(device)
-    torch_device = dist.device
-    precision = _resolve_precision(precision, torch_device)
-    if forward_batch is not None and forward_batch != "auto" and int(forward_batch) < 1:
-        raise InputError(f"forward_batch must be at least 1, 'auto' or None, got {forward_batch}")
-    use_channels_last = torch_device.type == "cuda" if channels_last == "auto" else bool(channels_last)
+    def check(self) -> None:
+        """Reject unknown names and impossible numbers before anything is loaded."""
+        if self.on_error not in ON_ERROR:
+            raise InputError(f"unknown image error policy {self.on_error!r}; choose one of: {', '.join(ON_ERROR)}")
+        get_tta_set(self.tta)
+        MERGE_MODES.get(self.merge)
+        GATING_FORMS.get(self.gating_form)
+        if self.precision not in PRECISIONS:
+            raise InputError(f"unknown precision {self.precision!r}; choose one of: {', '.join(PRECISIONS)}")
+        if self.chunk_size < 1:
+            raise InputError(f"chunk size must be at least 1, got {self.chunk_size}")
+        if self.threads is not None and self.threads < 1:
+            raise InputError(f"threads must be at least 1, got {self.threads}")
+        if self.forward_batch not in (None, "auto") and int(self.forward_batch) < 1:
+            raise InputError(f"forward_batch must be at least 1, 'auto' or None, got {self.forward_batch}")
 
-    models = load_models(checkpoints, torch_device, channels_last=use_channels_last)
-    w = normalise_weights(weights, len(models))
+
+# ---------------------------------------------------------------------------------------------- stage: load
+@dataclasses.dataclass
+class Ensemble:
+    """The loaded models, their normalised weights, the output classes and each model's columns for them."""
+
+    models: list[LoadedModel]
+    weights: np.ndarray
+    classes: tuple[str, ...]
+    columns: list[np.ndarray]
+    device: torch.device
+    channels_last: bool
+
+    @property
+    def normal(self) -> str | None:
+        """The Normal class named by the first model's label space that has one."""
+        return next((m.normal for m in self.models if m.normal), None)
+
+    @property
+    def label_space(self) -> dict[str, Any] | None:
+        return self.models[0].label_space
+
+
+def load_ensemble(
+    checkpoints: Sequence[str | os.PathLike[str]], options: PredictOptions, device: torch.device
+) -> Ensemble:
+    """Load the checkpoints, normalise their weights and align every model's classes to the first model's."""
+    channels_last = device.type == "cuda" if options.channels_last == "auto" else bool(options.channels_last)
+    models = load_models(checkpoints, device, channels_last=channels_last)
     classes = models[0].classes
-    indexes = [class_index(m.classes, classes, m.name) for m in models]
-    normal = next((m.normal for m in models if m.normal), None)
-    normal_column = find_normal(classes, normal)
-    gating = {
-        "alpha": float(gating_alpha),
-        "form": gating_form,
-        "normal": None if normal_column is None else classes[normal_column],
-        "applied": bool(gating_alpha) and normal_column is not None,
-    }
-    if gating_alpha:
-        normal_gating(np.full((1, len(classes)), 0.5), classes, gating_alpha, gating_form, normal)  # check + warn once
-    pipeline = pipeline_provenance(models, w, tta, merge, gating)
-    if calibration_obj is not None:
-        class_index(calibration_obj.classes, classes, "the calibration file")
-        _check_calibration_pipeline(calibration_obj, pipeline)
-    threshold_values = None if thresholds_obj is None else thresholds_obj.for_classes(classes)
+    return Ensemble(
+        models=models,
+        weights=normalise_weights(options.weights, len(models)),
+        classes=classes,
+        columns=[class_index(m.classes, classes, m.name) for m in models],
+        device=device,
+        channels_last=channels_last,
+    )
 
-    # Models sharing a preprocessing share one decode of each image.
-    groups: dict[str, list[int]] = {}
-    for m, spec in enumerate(models):
-        groups.setdefault(spec.preprocess.key(), []).append(m)
-    rows = np.arange(dist.rank, len(ids), dist.world_size)
 
-    def image_cache(preprocess: Any) -> Any:
-        if cache_dir is None:
-            return None
-        from cxrlt_core.data.image_cache import ImageCache
+# ------------------------------------------------------------------------------------------ stages: gate, calibrate
+@dataclasses.dataclass
+class PostProcess:
+    """Normal gating, then calibration, then (optionally) per-class thresholds, for one ensemble's classes."""
 
-        return ImageCache(cache_dir, preprocess)
+    classes: tuple[str, ...]
+    alpha: float
+    form: str
+    normal: str | None
+    normal_column: int | None
+    calibration: Calibration | None
+    thresholds: np.ndarray | None
 
-    loaders = [
-        image_loader(
-            InferenceImages(
-                paths, models[members[0]].preprocess, rows=rows, cache=image_cache(models[members[0]].preprocess)
-            ),
-            batch_size=batch_size,
-            num_workers=num_workers,
-            pin_memory=torch_device.type == "cuda",
+    @classmethod
+    def plan(cls, ensemble: Ensemble, options: PredictOptions) -> PostProcess:
+        """Load calibration and thresholds, and check they fit the ensemble's classes and pipeline."""
+        calibration = options.calibration
+        if isinstance(calibration, (str, os.PathLike)):
+            calibration = load_calibration(calibration)
+        thresholds = options.thresholds
+        if isinstance(thresholds, (str, os.PathLike)):
+            thresholds = load_thresholds(thresholds)
+        classes = ensemble.classes
+        normal = ensemble.normal
+        if options.gating_alpha:  # checks alpha and warns once when there is no Normal class
+            normal_gating(np.full((1, len(classes)), 0.5), classes, options.gating_alpha, options.gating_form, normal)
+        stage = cls(
+            classes=classes,
+            alpha=float(options.gating_alpha),
+            form=options.gating_form,
+            normal=normal,
+            normal_column=find_normal(classes, normal),
+            calibration=calibration,
+            thresholds=None if thresholds is None else thresholds.for_classes(classes),
         )
-        for members in groups.values()
-    ]
-    normalisers = [_Normaliser(spec, torch_device, use_channels_last) for spec in models]
-    chunks = [
-        default_forward_batch(torch_device, spec.input_size) if forward_batch == "auto" else forward_batch
-        for spec in models
-    ]
+        if calibration is not None:
+            class_index(calibration.classes, classes, "the calibration file")
+            _check_calibration_pipeline(calibration, stage.provenance(ensemble, options))
+        return stage
 
-    distributed = launched_by_torchrun() and dist.world_size > 1
-    parts_dir = out_path.with_name(f".{out_path.name}.parts")
-    writer: PredictionWriter | PartWriter
-    binary_writer: PredictionWriter | PartWriter | None = None
-    if distributed:
-        writer = PartWriter(parts_dir / f"rank{dist.rank}.csv", classes)
-        if threshold_values is not None:
-            binary_writer = PartWriter(parts_dir / f"rank{dist.rank}.binary.csv", classes)
-    else:
-        writer = PredictionWriter(out_path, classes)
-        if threshold_values is not None:
-            binary_writer = PredictionWriter(binary_path(out_path), classes, binary=True)
+    @property
+    def gates(self) -> bool:
+        return bool(self.alpha) and self.normal_column is not None
 
+    def gating(self) -> dict[str, Any]:
+        """The gating entry of the predictions' metadata."""
+        return {
+            "alpha": self.alpha,
+            "form": self.form,
+            "normal": None if self.normal_column is None else self.classes[self.normal_column],
+            "applied": self.gates,
+        }
+
+    def provenance(self, ensemble: Ensemble, options: PredictOptions) -> dict[str, Any]:
+        return pipeline_provenance(ensemble.models, ensemble.weights, options.tta, options.merge, self.gating())
+
+    def __call__(self, probabilities: np.ndarray) -> np.ndarray:
+        """Gate then calibrate ensemble probabilities (N, C)."""
+        if not self.gates and self.calibration is None:
+            return probabilities
+        return postprocess(probabilities, self.classes, self.alpha, self.form, self.normal, self.calibration)
+
+    def decisions(self, scores: np.ndarray) -> np.ndarray | None:
+        """0/1 decisions at the per-class thresholds, or ``None`` without thresholds."""
+        if self.thresholds is None:
+            return None
+        return (scores >= self.thresholds[None, :]).astype(np.float64)
+
+
+# ---------------------------------------------------------------------------------------------- stage: views
+def view_loaders(
+    ensemble: Ensemble, paths: Sequence[Path], rows: np.ndarray, options: PredictOptions
+) -> list[tuple[list[int], torch.utils.data.DataLoader]]:
+    """One image loader per distinct preprocessing, with the models it feeds: models sharing a preprocessing share
+    one decode of each image."""
+    groups: dict[str, list[int]] = {}
+    for m, spec in enumerate(ensemble.models):
+        groups.setdefault(spec.preprocess.key(), []).append(m)
+    loaders = []
+    for members in groups.values():
+        preprocess = ensemble.models[members[0]].preprocess
+        cache = None
+        if options.cache_dir is not None:
+            from cxrlt_core.data.image_cache import ImageCache
+
+            cache = ImageCache(options.cache_dir, preprocess)
+        dataset = InferenceImages(paths, preprocess, rows=rows, cache=cache)
+        loader = image_loader(
+            dataset, options.batch_size, options.num_workers, pin_memory=ensemble.device.type == "cuda"
+        )
+        loaders.append((members, loader))
+    return loaders
+
+
+# ------------------------------------------------------------------------------------ stages: merge, ensemble
+@dataclasses.dataclass
+class _ModelRunner:
+    """How one model of the ensemble is fed: its views, merge, normaliser, call size and precision."""
+
+    spec: LoadedModel
+    views: tuple[Any, ...]
+    merge: str
+    normaliser: _Normaliser
+    forward_batch: int | None
+    precision: str
+
+
+def model_probabilities(runner: _ModelRunner, gray: torch.Tensor) -> np.ndarray:
+    """Merge stage: one model's TTA views of a batch (N, 1, H, W) merged into probabilities (N, C_model)."""
+    with _autocast(runner.precision, gray.device):
+        probs = tta_probabilities(
+            runner.spec.model,
+            gray,
+            runner.views,
+            runner.merge,
+            fill=0.0,
+            transform=runner.normaliser,
+            forward_batch=runner.forward_batch,
+        )
+    return probs.cpu().numpy()
+
+
+def ensemble_batch(
+    ensemble: Ensemble,
+    runners: Sequence[_ModelRunner],
+    groups: Sequence[list[int]],
+    batches: Sequence[Any],
+    keep: np.ndarray,
+) -> np.ndarray:
+    """Ensemble stage: Σ_m w_m · p_m over the models, for the rows ``keep`` of one batch per preprocessing."""
+    out = np.zeros((keep.size, len(ensemble.classes)), dtype=np.float64)
+    for members, batch in zip(groups, batches):
+        select = torch.from_numpy(np.flatnonzero(np.isin(batch.indices, keep)))
+        gray = batch.images.index_select(0, select).to(ensemble.device, non_blocking=True)
+        gray = gray.unsqueeze(1).to(torch.float32)
+        for m in members:
+            out += ensemble.weights[m] * model_probabilities(runners[m], gray)[:, ensemble.columns[m]]
+    return out
+
+
+def _runners(ensemble: Ensemble, options: PredictOptions, precision: str) -> list[_ModelRunner]:
+    views = get_tta_set(options.tta)
+    runners = []
+    for spec in ensemble.models:
+        if options.forward_batch == "auto":
+            chunk = default_forward_batch(ensemble.device, spec.input_size)
+        else:
+            chunk = None if options.forward_batch is None else int(options.forward_batch)
+        normaliser = _Normaliser(spec, ensemble.device, ensemble.channels_last)
+        runners.append(_ModelRunner(spec, views, options.merge, normaliser, chunk, precision))
+    return runners
+
+
+# ---------------------------------------------------------------------------------------------- stage: write
+class PredictionSink:
+    """Write stage: buffers (rows, scores) and writes them in chunks, with 0/1 decisions beside them when thresholds
+    are given. In a single process it writes the final file; under ``torchrun`` each rank writes a part that rank 0
+    merges in input order (:meth:`finish`)."""
+
+    def __init__(self, out_path: Path, classes: Sequence[str], ids: Sequence[str], post: PostProcess, dist: Any):
+        self.out_path = out_path
+        self.classes = tuple(classes)
+        self.ids = ids
+        self.post = post
+        self.dist = dist
+        self.distributed = launched_by_torchrun() and dist.world_size > 1
+        self.parts_dir = out_path.with_name(f".{out_path.name}.parts")
+        binary = post.thresholds is not None
+        self.writer: PredictionWriter | None = None
+        self.binary_writer: PredictionWriter | None = None
+        self.part: PartWriter | None = None
+        self.binary_part: PartWriter | None = None
+        if self.distributed:
+            self.part = PartWriter(self.parts_dir / f"rank{dist.rank}.csv", classes)
+            if binary:
+                self.binary_part = PartWriter(self.parts_dir / f"rank{dist.rank}.binary.csv", classes)
+        else:
+            self.writer = PredictionWriter(out_path, classes)
+            if binary:
+                self.binary_writer = PredictionWriter(binary_path(out_path), classes, binary=True)
+        self._rows: list[np.ndarray] = []
+        self._scores: list[np.ndarray] = []
+
+    @property
+    def buffered(self) -> int:
+        return sum(len(r) for r in self._rows)
+
+    def add(self, rows: np.ndarray, scores: np.ndarray) -> None:
+        self._rows.append(rows)
+        self._scores.append(scores)
+
+    def flush(self) -> None:
+        """Write the buffered rows (scores, and decisions when thresholds are given)."""
+        if not self._rows:
+            return
+        rows = np.concatenate(self._rows)
+        scores = np.concatenate(self._scores)
+        self._rows.clear()
+        self._scores.clear()
+        ids = [self.ids[r] for r in rows]
+        decisions = self.post.decisions(scores)
+        if self.part is not None:
+            self.part.write(rows.tolist(), ids, scores)
+            if self.binary_part is not None and decisions is not None:
+                self.binary_part.write(rows.tolist(), ids, decisions)
+        elif self.writer is not None:
+            self.writer.write(ids, scores)
+            if self.binary_writer is not None and decisions is not None:
+                self.binary_writer.write(ids, decisions)
+
+    def abort(self, exc: BaseException) -> None:
+        """Remove this process's unfinished files (a part is kept for rank 0 to report the error)."""
+        for writer in (self.writer, self.binary_writer):
+            if writer is not None:
+                writer.abort(exc)
+
+    def finish(
+        self, metadata: dict[str, Any], failed: list[tuple[int, str, str, str]], error: str | None, chunk_size: int
+    ) -> tuple[Path | None, int, Path | None, list[tuple[int, str, str, str]]]:
+        """Close the files with ``metadata`` (plus completion counts); returns (path, rows, binary file, failed).
+
+        Under ``torchrun`` every rank's error and failed rows are gathered; rank 0 merges the parts and raises the
+        first error of any rank; other ranks return ``(None, 0, None, [])``.
+        """
+        if not self.distributed:
+            assert self.writer is not None
+            written = self.writer.rows
+            metadata.update(_completion(written, failed, self.out_path))
+            binary_file = None
+            if self.binary_writer is not None:
+                binary_file = self.binary_writer.close({**metadata, "binary": True})
+            return self.writer.close(metadata), written, binary_file, failed
+        return self._finish_parts(metadata, failed, error, chunk_size)
+
+    def _finish_parts(
+        self, metadata: dict[str, Any], failed: list[tuple[int, str, str, str]], error: str | None, chunk_size: int
+    ) -> tuple[Path | None, int, Path | None, list[tuple[int, str, str, str]]]:
+        from cxrlt_core.distributed import all_gather_object
+
+        for part in (self.part, self.binary_part):
+            if part is not None:
+                part.close()
+        gathered = all_gather_object({"error": error, "failed": failed})
+        errors = [g["error"] for g in gathered if g["error"]]
+        if not self.dist.is_main:
+            if error is not None:
+                raise InputError(error)
+            return None, 0, None, []
+        if errors:
+            shutil.rmtree(self.parts_dir, ignore_errors=True)
+            raise InputError(errors[0])
+        failed = sorted(f for g in gathered for f in g["failed"])
+        world = range(self.dist.world_size)
+        final = PredictionWriter(self.out_path, self.classes)
+        written = merge_parts([self.parts_dir / f"rank{r}.csv" for r in world], final, chunk_size)
+        metadata.update(_completion(written, failed, self.out_path))
+        binary_file = None
+        if self.binary_part is not None:
+            binary_final = PredictionWriter(binary_path(self.out_path), self.classes, binary=True)
+            merge_parts([self.parts_dir / f"rank{r}.binary.csv" for r in world], binary_final, chunk_size)
+            binary_file = binary_final.close({**metadata, "binary": True})
+        path = final.close(metadata)
+        shutil.rmtree(self.parts_dir, ignore_errors=True)
+        return path, written, binary_file, failed
+
+
+# ------------------------------------------------------------------------------------------------ the pipeline
+@dataclasses.dataclass
+class _Rows:
+    """The rows of the manifest this process predicts, and how to name them in messages."""
+
+    ids: list[str]
+    paths: list[Path]
+    rows: np.ndarray
+    source: str
+
+
+def _run_batches(
+    rows: _Rows,
+    ensemble: Ensemble,
+    runners: Sequence[_ModelRunner],
+    loaders: Sequence[tuple[list[int], torch.utils.data.DataLoader]],
+    sink: PredictionSink,
+    options: PredictOptions,
+    progress: ProgressCallback | None,
+) -> list[tuple[int, str, str, str]]:
+    """Views → merge → ensemble → gate → calibrate for every batch, into ``sink``; returns the unreadable rows."""
     failed: list[tuple[int, str, str, str]] = []
-    error: str | None = None
+    groups = [members for members, _ in loaders]
     done = 0
     bar = None
-    if show_progress and dist.is_main:
+    if options.show_progress and getattr(sink.dist, "is_main", True):
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(rows), desc="predict", unit="img", dynamic_ncols=True)
-    buffer_rows: list[np.ndarray] = []
-    buffer_scores: list[np.ndarray] = []
-
-    def flush() -> None:
-        if not buffer_rows:
-            return
-        chunk_rows = np.concatenate(buffer_rows)
-        chunk_scores = np.concatenate(buffer_scores)
-        chunk_ids = [ids[r] for r in chunk_rows]
-        if distributed:
-            writer.write(chunk_rows.tolist(), chunk_ids, chunk_scores)  # type: ignore[call-arg]
-        else:
-            writer.write(chunk_ids, chunk_scores)  # type: ignore[call-arg]
-        if binary_writer is not None:
-            decisions = (chunk_scores >= threshold_values[None, :]).astype(np.float64)  # type: ignore[index]
-            if distributed:
-                binary_writer.write(chunk_rows.tolist(), chunk_ids, decisions)  # type: ignore[call-arg]
-            else:
-                binary_writer.write(chunk_ids, decisions)  # type: ignore[call-arg]
-        buffer_rows.clear()
-        buffer_scores.clear()
-
+        bar = tqdm(total=len(rows.rows), desc="predict", unit="img", dynamic_ncols=True)
     try:
         with torch.inference_mode():
-            for batches in zip(*loaders):
-                bad: dict[int, str] = {}
-                for batch in batches:
-                    for row, message in batch.failed:
-                        bad.setdefault(row, message)
-                if bad and on_error == "raise":
-                    row, message = min(bad.items())
-                    raise InputError(
-                        f"{message} (row {row + 2} of {getattr(manifest, 'name', 'the manifest')}, id {ids[row]!r}); "
-                        "use --on-error skip to list unreadable images and go on"
-                    )
-                failed += [(row, ids[row], str(paths[row]), message) for row, message in bad.items()]
+            for batches in zip(*(loader for _, loader in loaders)):
+                bad = _unreadable(batches, rows, options.on_error)
+                failed += [(row, rows.ids[row], str(rows.paths[row]), message) for row, message in bad.items()]
                 keep = batches[0].indices[~np.isin(batches[0].indices, list(bad))]
                 if keep.size:
-                    ensemble = np.zeros((keep.size, len(classes)), dtype=np.float64)
-                    for (_, members), batch in zip(groups.items(), batches):
-                        select = torch.from_numpy(np.flatnonzero(np.isin(batch.indices, keep)))
-                        gray = batch.images.index_select(0, select).to(torch_device, non_blocking=True)
-                        gray = gray.unsqueeze(1).to(torch.float32)
-                        for m in members:
-                            with _autocast(precision, torch_device):
-                                probs = tta_probabilities(
-                                    models[m].model,
-                                    gray,
-                                    views,
-                                    merge,
-                                    fill=0.0,
-                                    transform=normalisers[m],
-                                    forward_batch=chunks[m],  # type: ignore[arg-type]
-                                )
-                            ensemble += w[m] * probs.cpu().numpy()[:, indexes[m]]
-                    buffer_rows.append(keep)
-                    buffer_scores.append(
-                        postprocess(ensemble, classes, gating_alpha, gating_form, normal, calibration_obj)
-                        if gating["applied"] or calibration_obj is not None
-                        else ensemble
-                    )
-                    if sum(len(r) for r in buffer_rows) >= chunk_size:
-                        flush()
-                done += len(batches[0].indices) + len(batches[0].failed)
+                    sink.add(keep, sink.post(ensemble_batch(ensemble, runners, groups, batches, keep)))
+                    if sink.buffered >= options.chunk_size:
+                        sink.flush()
+                step = len(batches[0].indices) + len(batches[0].failed)
+                done += step
                 if bar is not None:
-                    bar.update(len(batches[0].indices) + len(batches[0].failed))
+                    bar.update(step)
                 if progress is not None:
-                    progress(done, len(rows))
-            flush()
-    except BaseException as exc:
-        error = str(exc) if isinstance(exc, InputError) else f"{type(exc).__name__}: {exc}"
-        if not distributed:
-            for handle in (writer, binary_writer):
-                if isinstance(handle, PredictionWriter):
-                    handle.abort(exc)
-            raise
+                    progress(done, len(rows.rows))
+            sink.flush()
     finally:
         if bar is not None:
             bar.close()
+    return failed
 
-    metadata = {
+
+def _unreadable(batches: Sequence[Any], rows: _Rows, on_error: str) -> dict[int, str]:
+    """Rows of this batch that some preprocessing could not read; the first one is an error under ``raise``."""
+    bad: dict[int, str] = {}
+    for batch in batches:
+        for row, message in batch.failed:
+            bad.setdefault(row, message)
+    if bad and on_error == "raise":
+        row, message = min(bad.items())
+        raise InputError(
+            f"{message} (row {row + 2} of {rows.source}, id {rows.ids[row]!r}); "
+            "use --on-error skip to list unreadable images and go on"
+        )
+    return bad
+
+
+def predict(
+    checkpoints: Sequence[str | os.PathLike[str]],
+    manifest: Any,
+    out_path: str | os.PathLike[str],
+    options: PredictOptions | None = None,
+    progress: ProgressCallback | None = None,
+    **settings: Any,
+) -> PredictResult:
+    """Predict every row of ``manifest`` with a weighted ensemble of checkpoints; write ``out_path``.
+
+    Args:
+        checkpoints: ``.safetensors`` checkpoints (with their JSON sidecars); classes are aligned by name to the
+            first model's classes, which are the output columns.
+        manifest: a :class:`~cxrlt_core.data.manifest.Manifest` with an image folder (ids and image paths).
+        out_path: ``.csv`` or ``.parquet``.
+        options: every other setting (:class:`PredictOptions`); ``settings`` given as keywords override its fields
+            (``predict(ckpts, manifest, out, tta="flip")``).
+        progress: ``progress(done, total)`` after each batch (rows of this process).
+    """
+    from cxrlt_core.distributed import init_distributed
+
+    started = time.perf_counter()
+    options = dataclasses.replace(options or PredictOptions(), **settings)
+    options.check()
+    out_path = Path(out_path)
+    if out_path.suffix.lower() not in (".csv", ".parquet", ".pq"):
+        raise InputError(f"{out_path}: predictions must be .parquet or .csv")
+    ids, paths = _rows_of(manifest)
+    if not ids:
+        raise InputError(f"{getattr(manifest, 'name', 'manifest')}: no rows to predict")
+    if options.threads is not None:
+        torch.set_num_threads(int(options.threads))
+    dist = init_distributed(options.device)
+    precision = _resolve_precision(options.precision, dist.device)
+
+    ensemble = load_ensemble(checkpoints, options, dist.device)
+    post = PostProcess.plan(ensemble, options)
+    rows = _Rows(ids, paths, np.arange(dist.rank, len(ids), dist.world_size), getattr(manifest, "name", "the manifest"))
+    runners = _runners(ensemble, options, precision)
+    loaders = view_loaders(ensemble, paths, rows.rows, options)
+    sink = PredictionSink(out_path, ensemble.classes, ids, post, dist)
+
+    failed: list[tuple[int, str, str, str]] = []
+    error: str | None = None
+    try:
+        failed = _run_batches(rows, ensemble, runners, loaders, sink, options, progress)
+    except BaseException as exc:
+        error = str(exc) if isinstance(exc, InputError) else f"{type(exc).__name__}: {exc}"
+        if not sink.distributed:
+            sink.abort(exc)
+            raise
+
+    metadata = _metadata(ensemble, post, runners, options, manifest, len(ids), precision, dist)
+    path, written, binary_file, failed = sink.finish(metadata, failed, error, options.chunk_size)
+    seconds = time.perf_counter() - started
+    if path is None:  # a torchrun rank other than 0
+        return PredictResult(None, 0, 0, None, None, metadata, seconds)
+    failed_file = write_failed(out_path, failed)
+    return PredictResult(path, written, len(failed), failed_file, binary_file, metadata, seconds)
+
+
+def _metadata(
+    ensemble: Ensemble,
+    post: PostProcess,
+    runners: Sequence[_ModelRunner],
+    options: PredictOptions,
+    manifest: Any,
+    rows: int,
+    precision: str,
+    dist: Any,
+) -> dict[str, Any]:
+    """The provenance written with the predictions: every stage's settings and the models' files."""
+    thresholds = post.thresholds
+    return {
         "kind": "cxrlt-predictions",
         "task": 1,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -497,65 +793,33 @@ def predict(
                 "preprocess": spec.preprocess.to_dict(),
                 **spec.info,
             }
-            for spec, weight in zip(models, w)
+            for spec, weight in zip(ensemble.models, ensemble.weights)
         ],
-        "weights": [float(v) for v in w],
-        "classes": list(classes),
-        "label_space": models[0].label_space,
-        "tta": {"set": tta, "views": [v.name for v in views]},
-        "merge": merge,
-        "gating": gating,
-        "calibration": _file_provenance(calibration, calibration_obj, method=getattr(calibration_obj, "method", None)),
-        "thresholds": _file_provenance(
-            thresholds, thresholds_obj, values=None if threshold_values is None else threshold_values.tolist()
+        "weights": [float(v) for v in ensemble.weights],
+        "classes": list(ensemble.classes),
+        "label_space": ensemble.label_space,
+        "tta": {"set": options.tta, "views": [v.name for v in get_tta_set(options.tta)]},
+        "merge": options.merge,
+        "gating": post.gating(),
+        "calibration": _file_provenance(
+            options.calibration, post.calibration, method=getattr(post.calibration, "method", None)
         ),
-        "pipeline": pipeline,
+        "thresholds": _file_provenance(
+            options.thresholds, options.thresholds, values=None if thresholds is None else thresholds.tolist()
+        ),
+        "pipeline": post.provenance(ensemble, options),
         "images": {
             "manifest": str(getattr(manifest, "path", "") or ""),
             "image_root": str(getattr(manifest, "image_root", "") or ""),
-            "rows": len(ids),
+            "rows": rows,
         },
-        "device": str(torch_device),
+        "device": str(ensemble.device),
         "precision": precision,
-        "forward_batch": chunks,
-        "threads": torch.get_num_threads() if torch_device.type == "cpu" else None,
+        "forward_batch": [runner.forward_batch for runner in runners],
+        "threads": torch.get_num_threads() if ensemble.device.type == "cpu" else None,
         "world_size": dist.world_size,
-        "on_error": on_error,
+        "on_error": options.on_error,
     }
-
-    if distributed:
-        writer.close()
-        if binary_writer is not None:
-            binary_writer.close()
-        gathered = all_gather_object({"error": error, "failed": failed})
-        errors = [g["error"] for g in gathered if g["error"]]
-        if not dist.is_main:
-            if error is not None:
-                raise InputError(error)
-            return PredictResult(None, 0, 0, None, None, metadata, time.perf_counter() - started)
-        if errors:
-            shutil.rmtree(parts_dir, ignore_errors=True)
-            raise InputError(errors[0])
-        failed = sorted(f for g in gathered for f in g["failed"])
-        final = PredictionWriter(out_path, classes)
-        written = merge_parts([parts_dir / f"rank{r}.csv" for r in range(dist.world_size)], final, chunk_size)
-        metadata.update(_completion(written, failed, out_path))
-        binary_file = None
-        if threshold_values is not None:
-            binary_final = PredictionWriter(binary_path(out_path), classes, binary=True)
-            merge_parts([parts_dir / f"rank{r}.binary.csv" for r in range(dist.world_size)], binary_final, chunk_size)
-            binary_file = binary_final.close({**metadata, "binary": True})
-        path = final.close(metadata)
-        shutil.rmtree(parts_dir, ignore_errors=True)
-    else:
-        written = writer.rows  # type: ignore[union-attr]
-        metadata.update(_completion(written, failed, out_path))
-        binary_file = None
-        if binary_writer is not None:
-            binary_file = binary_writer.close({**metadata, "binary": True})  # type: ignore[union-attr]
-        path = writer.close(metadata)  # type: ignore[union-attr]
-    failed_file = write_failed(out_path, failed)
-    return PredictResult(path, written, len(failed), failed_file, binary_file, metadata, time.perf_counter() - started)
 
 
 def _file_provenance(source: Any, loaded: Any, **fields: Any) -> dict[str, Any] | None:
