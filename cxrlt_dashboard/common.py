@@ -60,6 +60,9 @@ PAGES = (
     PageInfo(
         "pages/6_Export.py", "Export", ":material/download:", "write and validate Task 1 / Task 2 submission CSVs"
     ),
+    PageInfo(
+        "pages/7_Runs.py", "Runs", ":material/compare_arrows:", "runs side by side: curves, recipe diff, test figures"
+    ),
 )
 
 
