@@ -14,7 +14,9 @@ losses (``loss.eval()``) and inference use the raw logits. Note the sign: Menon 
 softmax loss *adds* τ·log π during training, which is ``logit_adjust_tau = −τ`` here.
 
 Entries: ``bce``, ``asl`` (Ridnik et al., ICCV 2021), ``db`` (Distribution-Balanced loss, two variants:
-``variant="code"``, the CXR-LT 2026 winning code's, default; ``variant="paper"``, Wu et al., ECCV 2020).
+``variant="code"``, the CXR-LT 2026 winning code's, default; ``variant="paper"``, Wu et al., ECCV 2020),
+``wbce`` and ``wasl`` (the class-weighted BCE / ASL of CheXFusion, CXR-LT 2023 #1, used by teams B, C, D, F and G
+in 2024) and ``ldam_drw`` (LDAM with deferred re-weighting, Cao et al., NeurIPS 2019, in a multi-label form).
 """
 
 from __future__ import annotations
@@ -111,6 +113,9 @@ class MultiLabelLoss(nn.Module):
     def elementwise(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Per-entry loss (B, C) for float32 logits and targets in which unknown entries are 0."""
         raise NotImplementedError
+
+    def set_epoch(self, epoch: int) -> None:
+        """Told by the training loop before each epoch (0-based); losses with a schedule (``ldam_drw``) use it."""
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         if logits.shape != targets.shape or logits.ndim != 2:
@@ -367,6 +372,149 @@ class DistributionBalancedLoss(MultiLabelLoss):
         return loss
 
 
+def prevalence_weights(counts: np.ndarray, num_images: int) -> tuple[np.ndarray, np.ndarray]:
+    """CheXFusion's class weights: p_c = n_c / N, positive weight exp(1 − p_c), negative weight exp(p_c)."""
+    prevalence = np.asarray(counts, dtype=np.float64) / float(num_images)
+    return np.exp(1.0 - prevalence), np.exp(prevalence)
+
+
+def _register_prevalence_weights(loss: MultiLabelLoss, what: str) -> None:
+    """Give ``loss`` the per-class buffers ``pos_w`` = exp(1 − p_c) and ``neg_w`` = exp(p_c)."""
+    counts = loss._require_counts(what, need_images=True)
+    pos, neg = prevalence_weights(counts, loss.num_images)  # type: ignore[arg-type]
+    loss.register_buffer("pos_w", torch.tensor(pos, dtype=torch.float32), persistent=False)
+    loss.register_buffer("neg_w", torch.tensor(neg, dtype=torch.float32), persistent=False)
+
+
+def _entry_weights(loss: nn.Module, targets: torch.Tensor) -> torch.Tensor:
+    """w_ic = y_ic · pos_w_c + (1 − y_ic) · neg_w_c."""
+    return targets * loss.pos_w + (1 - targets) * loss.neg_w
+
+
+@LOSSES.register("wbce")
+class WeightedBCELoss(MultiLabelLoss):
+    """Class-weighted BCE of CheXFusion (Kim, ICCV 2023 workshop; its ``BCEwithClassWeights``)::
+
+        p_c = n_c / N,   w_ic = y_ic · exp(1 − p_c) + (1 − y_ic) · exp(p_c)
+        ℓ_ic = w_ic · BCE(z_ic, y_ic),   averaged over the (known) entries
+
+    A rare class (p_c → 0) weighs positives e ≈ 2.72 and negatives 1; a class on every image the reverse.
+    """
+
+    def __init__(self, class_counts: Any = None, num_images: int | None = None, **kwargs: Any):
+        super().__init__(class_counts, num_images, **kwargs)
+        _register_prevalence_weights(self, "the wbce loss")
+
+    def elementwise(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        bce = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+        return _entry_weights(self, targets) * bce
+
+
+@LOSSES.register("wasl")
+class WeightedAsymmetricLoss(AsymmetricLoss):
+    """Class-weighted ASL of CheXFusion (CXR-LT 2023 #1; the weighted ASL of teams B, C, D, F, G in 2024).
+
+    With p = σ(z), p_m = max(p − m, 0) and the weights of :class:`WeightedBCELoss`::
+
+        ℓ_ic = −w_ic · [ y · (1 − p)^γ+ · log(max(p, ε)) + (1 − y) · p_m^γ− · log(max(1 − p_m, ε)) ]
+
+    with CheXFusion's values γ− = 4, γ+ = 1, m = 0.05, ε = 1e-8, averaged over the entries. As in its code the
+    gradient also flows through the focusing weights (``detach_focal_weight=False``; Ridnik et al.'s
+    ``disable_torch_grad_focal_loss`` is the other choice). ``class_weights`` of ``asl`` may multiply on top.
+    """
+
+    def __init__(
+        self,
+        class_counts: Any = None,
+        num_images: int | None = None,
+        *,
+        gamma_neg: float = 4.0,
+        gamma_pos: float = 1.0,
+        clip: float = 0.05,
+        detach_focal_weight: bool = False,
+        **kwargs: Any,
+    ):
+        super().__init__(
+            class_counts,
+            num_images,
+            gamma_neg=gamma_neg,
+            gamma_pos=gamma_pos,
+            clip=clip,
+            detach_focal_weight=detach_focal_weight,
+            **kwargs,
+        )
+        _register_prevalence_weights(self, "the wasl loss")
+
+    def elementwise(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return _entry_weights(self, targets) * super().elementwise(logits, targets)
+
+
+@LOSSES.register("ldam_drw")
+class LDAMDRWLoss(MultiLabelLoss):
+    """LDAM with deferred re-weighting (Cao et al., "Learning Imbalanced Datasets with Label-Distribution-Aware
+    Margin Loss", NeurIPS 2019), in a multi-label (one binary problem per class) form::
+
+        Δ_c = max_margin · n_c^(−1/4) / max_k n_k^(−1/4)          (the rarest class gets max_margin)
+        ℓ_ic = w_c(e) · BCE(s · (z_ic − y_ic · Δ_c), y_ic)
+        w_c(e) = 1 before epoch ``drw_epoch``; from then on the class-balanced weight of Cui et al. (CVPR 2019)
+                 (1 − β) / (1 − β^{n_c}), normalised to sum to the number of classes          (β = 0.9999)
+
+    How it differs from the single-label original: the original subtracts Δ_y from the true class's logit only
+    and takes a softmax cross-entropy over classes, with a cosine classifier (normalised features and weights)
+    whose logits lie in [−1, 1], hence its scale s = 30; its DRW weight is that of the sample's one class. Here
+    every class is its own sigmoid problem: the margin is subtracted from the logit of every *positive* class of
+    an image (negatives are untouched), the class weight w_c multiplies both the positive and the negative term of
+    class c, and the heads give unnormalised logits, so the default scale is s = 1 (set ``scale`` for a
+    normalised head). n_c is floored at 1.
+
+    Args:
+        max_margin: Δ of the rarest class (0.5, the original's ``max_m``).
+        scale: s (1.0).
+        drw_epoch: first (0-based) epoch with class-balanced weights (the original: 160 of 200 epochs).
+        beta: β of the class-balanced weights (0.9999).
+    """
+
+    def __init__(
+        self,
+        class_counts: Any = None,
+        num_images: int | None = None,
+        *,
+        max_margin: float = 0.5,
+        scale: float = 1.0,
+        drw_epoch: int = 0,
+        beta: float = 0.9999,
+        **kwargs: Any,
+    ):
+        super().__init__(class_counts, num_images, **kwargs)
+        if max_margin < 0 or scale <= 0 or drw_epoch < 0 or not 0 < beta < 1:
+            raise InputError(
+                "ldam_drw needs max_margin >= 0, scale > 0, drw_epoch >= 0 and 0 < beta < 1; "
+                f"got {max_margin}, {scale}, {drw_epoch}, {beta}"
+            )
+        counts = np.maximum(self._require_counts("the ldam_drw loss"), 1.0)
+        inv_quarter = counts**-0.25
+        margins = max_margin * inv_quarter / inv_quarter.max()
+        balanced = (1.0 - beta) / (1.0 - np.power(beta, counts))
+        balanced = balanced / balanced.sum() * len(counts)
+        self.scale, self.drw_epoch = float(scale), int(drw_epoch)
+        self.register_buffer("margins", torch.tensor(margins, dtype=torch.float32), persistent=False)
+        self.register_buffer("balanced", torch.tensor(balanced, dtype=torch.float32), persistent=False)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    @property
+    def reweighting(self) -> bool:
+        """Whether the class-balanced weights are on (epoch ≥ ``drw_epoch``)."""
+        return self.epoch >= self.drw_epoch
+
+    def elementwise(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        z = self.scale * (logits - targets * self.margins)
+        loss = F.binary_cross_entropy_with_logits(z, targets, reduction="none")
+        return loss * self.balanced if self.reweighting else loss
+
+
 def build_loss(name: str, class_counts: Any = None, num_images: int | None = None, **params: Any) -> MultiLabelLoss:
     """Instantiate registered loss ``name`` for a training set with ``class_counts`` positives per class.
 
@@ -407,7 +555,11 @@ __all__ = [
     "AsymmetricLoss",
     "BCELoss",
     "DistributionBalancedLoss",
+    "LDAMDRWLoss",
     "MultiLabelLoss",
+    "WeightedAsymmetricLoss",
+    "WeightedBCELoss",
     "build_loss",
     "loss_parameters",
+    "prevalence_weights",
 ]

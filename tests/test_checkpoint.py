@@ -28,7 +28,12 @@ from cxrlt_core.models import (
 
 SIZE = 64
 CLASSES = ["Normal", "cardiomegaly", "Nodule", "Hernia"]
-HEAD_PARAMS = {"mlp": {"hidden": 16}, "csra": {}, "csra_mh": {"num_heads": 4}}
+HEAD_PARAMS = {
+    "mlp": {"hidden": 16},
+    "csra": {},
+    "csra_mh": {"num_heads": 4},
+    "ml_decoder": {"embed_dim": 16, "num_heads": 2, "ffn_dim": 32, "pos_encoding": True},
+}
 
 
 @pytest.fixture(autouse=True, scope="module")

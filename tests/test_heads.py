@@ -12,7 +12,12 @@ from cxrlt_core.errors import InputError
 from cxrlt_core.models.heads import CSRA_TEMPERATURES, HEADS, CSRAMultiHead, build_head
 
 C_FEAT, K, H, W = 16, 5, 4, 3
-PARAMS = {"mlp": {"hidden": 8}, "csra": {}, "csra_mh": {"num_heads": 4}}
+PARAMS = {
+    "mlp": {"hidden": 8},
+    "csra": {},
+    "csra_mh": {"num_heads": 4},
+    "ml_decoder": {"embed_dim": 8, "num_heads": 2, "ffn_dim": 16, "pos_encoding": True},
+}
 
 
 @pytest.fixture(autouse=True, scope="module")

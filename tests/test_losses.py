@@ -39,6 +39,10 @@ CASES = {
     "db_code": ("db", {}),
     "db_paper": ("db", {"variant": "paper"}),
     "db_paper_nofocal": ("db", {"variant": "paper", "focal": False}),
+    "wbce": ("wbce", {}),
+    "wasl": ("wasl", {}),
+    "ldam_drw_on": ("ldam_drw", {"drw_epoch": 0, "scale": 2.0}),
+    "ldam_drw_off": ("ldam_drw", {"drw_epoch": 3}),
 }
 
 
@@ -83,6 +87,26 @@ def _reference(case: str, z: np.ndarray, y: np.ndarray) -> float:
                     pm = max(p - 0.05, 0.0)
                     value = -(pm**4) * math.log(max(1 - pm, 1e-8))
                 out[i][c] = weight * value
+            elif case in ("wbce", "wasl"):
+                prevalence = COUNTS[c] / N_IMAGES
+                weight = math.exp(1 - prevalence) if yi == 1 else math.exp(prevalence)
+                p = _sigmoid(zi)
+                if case == "wbce":
+                    value = _bce(zi, yi)
+                elif yi == 1:
+                    value = -(1 - p) * math.log(max(p, 1e-8))
+                else:
+                    pm = max(p - 0.05, 0.0)
+                    value = -(pm**4) * math.log(max(1 - pm, 1e-8))
+                out[i][c] = weight * value
+            elif case.startswith("ldam_drw"):
+                scale = 2.0 if case == "ldam_drw_on" else 1.0
+                margin = 0.5 * counts[c] ** -0.25 / min(counts) ** -0.25
+                weight = 1.0
+                if case == "ldam_drw_on":
+                    eff = [(1 - 0.9999) / (1 - 0.9999**n) for n in counts]
+                    weight = eff[c] / sum(eff) * len(eff)
+                out[i][c] = weight * _bce(scale * (zi - yi * margin), yi)
             elif case == "db_code":
                 beta = 0.9999
                 eff = [(1 - beta) / (1 - beta**n) for n in counts]
@@ -228,3 +252,44 @@ def test_bad_settings_are_clear_errors():
 def test_loss_parameters_lists_defaults():
     params = loss_parameters("asl")
     assert params["gamma_neg"] == 4.0 and params["clip"] == 0.05 and params["logit_adjust_tau"] == 0.0
+
+
+def test_weighted_asl_tiny_case_by_hand():
+    """Two classes in 4 images (n = 1 and 3): one entry of each kind, numbers worked out on paper."""
+    loss = build_loss("wasl", [1, 3], 4)
+    z = torch.tensor([[0.0, math.log(3.0)]])  # p = 0.5 and 0.75
+    y = torch.tensor([[1.0, 0.0]])
+    # class 0 positive: w = e^(1 - 1/4), ASL = -(1 - 0.5)^1 log 0.5
+    pos = math.exp(0.75) * 0.5 * math.log(2.0)
+    # class 1 negative: w = e^(3/4), p_m = 0.70, ASL = -0.70^4 log 0.30
+    neg = -math.exp(0.75) * 0.7**4 * math.log(0.3)
+    assert loss(z, y).item() == pytest.approx((pos + neg) / 2, rel=1e-6)
+    wbce = build_loss("wbce", [1, 3], 4)(z, y).item()
+    assert wbce == pytest.approx(math.exp(0.75) * (math.log(2.0) + math.log(4.0)) / 2, rel=1e-6)
+
+
+def test_weighted_losses_need_counts_and_images():
+    for name in ("wasl", "wbce"):
+        with pytest.raises(InputError, match="num_images"):
+            build_loss(name, COUNTS)
+
+
+def test_ldam_margins_and_deferred_reweighting():
+    loss = build_loss("ldam_drw", [16.0, 1.0], 20, drw_epoch=2, max_margin=0.4)
+    # Δ ∝ n^(-1/4): the rarest class 0.4, a class 16x more frequent half of it
+    assert loss.margins.tolist() == pytest.approx([0.2, 0.4])
+    z = torch.tensor([[0.3, -0.1], [1.0, 2.0]])
+    y = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    # before drw_epoch: plain BCE of the margin-shifted logits (negatives unshifted)
+    plain = [_bce(0.3 - 0.2, 1), _bce(-0.1, 0), _bce(1.0, 0), _bce(2.0 - 0.4, 1)]
+    for epoch in (0, 1):
+        loss.set_epoch(epoch)
+        assert not loss.reweighting
+        assert loss(z, y).item() == pytest.approx(sum(plain) / 4, rel=1e-6)
+    loss.set_epoch(2)
+    assert loss.reweighting
+    eff = np.array([(1 - 0.9999) / (1 - 0.9999**16), 1.0])
+    w = eff / eff.sum() * 2
+    weighted = [w[0] * plain[0], w[1] * plain[1], w[0] * plain[2], w[1] * plain[3]]
+    assert loss(z, y).item() == pytest.approx(sum(weighted) / 4, rel=1e-6)
+    assert w[1] > 1 > w[0]

@@ -14,7 +14,12 @@ from cxrlt_core.models import HEADS, ModelConfig, build_model, pretrained_source
 from cxrlt_core.models.backbones import read_state_dict
 
 SIZE = 64
-HEAD_PARAMS = {"mlp": {"hidden": 32}, "csra": {"lam": 0.1}, "csra_mh": {"num_heads": 2}}
+HEAD_PARAMS = {
+    "mlp": {"hidden": 32},
+    "csra": {"lam": 0.1},
+    "csra_mh": {"num_heads": 2},
+    "ml_decoder": {"embed_dim": 16, "num_heads": 2, "ffn_dim": 32},
+}
 HUB_REPO = "timm/convnextv2_atto.fcmae_ft_in1k"  # timm's default weights of convnextv2_atto
 
 

@@ -8,6 +8,8 @@ Entries:
     ``mlp``: the method's MLP head (GAP, then BN1d, Dropout, Linear, ReLU, BN1d, Dropout, Linear).
     ``csra``: the CXR-LT 2026 winning code's class-specific residual attention (BN2d + one attention branch).
     ``csra_mh``: the original multi-head CSRA of Zhu & Wu (ICCV 2021) with per-head softmax temperatures.
+    ``ml_decoder``: ML-Decoder (Ridnik et al., WACV 2023), label queries attending to the feature map, as
+        CheXFusion (CXR-LT 2023 #1) uses it (see :mod:`cxrlt_core.models.ml_decoder`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cxrlt_core.errors import InputError
+from cxrlt_core.models.ml_decoder import MLDecoderHead
 from cxrlt_core.registry import Registry
 
 HEADS: Registry[type[nn.Module]] = Registry("head")
@@ -226,6 +229,9 @@ class CSRAMultiHead(nn.Module):
             logits = logits + branch.logits_from_scores(score)
             maps = maps + score
         return logits, maps  # type: ignore[return-value]
+
+
+HEADS.add("ml_decoder", MLDecoderHead)
 
 
 def build_head(name: str, in_features: int, num_classes: int, params: dict | None = None) -> nn.Module:
