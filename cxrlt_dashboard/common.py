@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pandas as pd
 import streamlit as st
@@ -13,6 +15,7 @@ from cxrlt_core.errors import CxrltError
 from cxrlt_core.workspace import Workspace
 
 DEFAULT_WORKSPACE = "workspace/demo"
+T = TypeVar("T")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,24 +69,45 @@ PAGES = (
 )
 
 
+WORKSPACE_KEY = "cxrlt_workspace"  # the chosen workspace folder, held for the whole browser session
+FIELD_KEY = "cxrlt_workspace_field"  # the sidebar field that edits it
+OPENED_KEY = "cxrlt_workspace_opened"  # the workspace opened by app.py in the current script run
+
+
 def page_setup(title: str, icon: str = "🫁") -> Workspace:
-    """Configure the page, draw the workspace picker in the sidebar and the title; return the workspace."""
+    """The preamble of every page: configure it, take the session's workspace, draw the title; return the workspace.
+
+    ``app.py`` chooses the workspace before the page runs (:func:`choose_workspace`) and hands it over for this
+    script run only; a page script run without it (``streamlit run pages/x.py``, AppTest) draws the same chooser.
+    """
     st.set_page_config(page_title=f"{title} · cxrlt", page_icon=icon, layout="wide")
-    workspace = workspace_picker()
+    workspace = st.session_state.pop(OPENED_KEY, None)
+    if not isinstance(workspace, Workspace):
+        workspace = choose_workspace()
     st.title(title)
     return workspace
 
 
-def workspace_picker() -> Workspace:
-    """The workspace folder: ``$CXRLT_WORKSPACE`` or ``workspace/demo``, changeable in the sidebar."""
-    st.session_state.setdefault("workspace_path", os.environ.get("CXRLT_WORKSPACE", DEFAULT_WORKSPACE))
-    default = os.environ.get("CXRLT_WORKSPACE", DEFAULT_WORKSPACE)
-    path = st.sidebar.text_input("Workspace folder", key="workspace_path", help="Holds datasets/, runs/, prompts/ …")
+def app_default_workspace() -> Path:
+    """The folder the dashboard opens first: ``$CXRLT_WORKSPACE`` or ``workspace/demo``."""
+    return Path(os.environ.get("CXRLT_WORKSPACE", DEFAULT_WORKSPACE)).expanduser().resolve()
+
+
+def choose_workspace() -> Workspace:
+    """Draw the workspace field in the sidebar and open the folder it names; stops the page when there is none.
+
+    The choice lives in ``st.session_state`` under a key no widget owns, so it survives page changes (Streamlit
+    drops the state of a widget that a run does not draw); the field is refilled from it on every run.
+    """
+    st.session_state.setdefault(WORKSPACE_KEY, str(app_default_workspace()))
+    if FIELD_KEY not in st.session_state:
+        st.session_state[FIELD_KEY] = st.session_state[WORKSPACE_KEY]
+    path = st.sidebar.text_input("Workspace folder", key=FIELD_KEY, help="Holds datasets/, runs/, prompts/ …")
     if not path.strip():
         st.sidebar.error("Enter a workspace folder.")
         st.stop()
     # Only the default workspace is created without asking: a half-typed path must not scatter folders around.
-    create = Path(path).expanduser().resolve() == Path(default).expanduser().resolve()
+    create = Path(path).expanduser().resolve() == app_default_workspace()
     if not create and not Path(path).expanduser().is_dir():
         st.sidebar.warning(f"`{path}` does not exist.")
         if not st.sidebar.button("Create this workspace"):
@@ -94,6 +118,8 @@ def workspace_picker() -> Workspace:
     except CxrltError as exc:
         st.sidebar.error(str(exc))
         st.stop()
+    st.session_state[WORKSPACE_KEY] = path
+    st.session_state[OPENED_KEY] = workspace
     st.sidebar.caption(f"`{workspace.root}`")
     return workspace
 
@@ -126,16 +152,34 @@ def dataset_csvs(workspace: Workspace) -> dict[str, Path]:
     return found
 
 
+def preferred_index(names: Sequence[str], prefer: Sequence[str] = ()) -> int:
+    """Index of the first name ending in one of ``prefer`` (tried in order), else 0."""
+    for suffix in prefer:
+        for i, name in enumerate(names):
+            if name.endswith(suffix):
+                return i
+    return 0
+
+
+def pick(label: str, options: Mapping[str, T], key: str, prefer: Sequence[str] = (), **kwargs: Any) -> T:
+    """A select box over ``options`` (label → value) that starts on the first label ending in one of ``prefer``."""
+    names = list(options)
+    choice = st.selectbox(label, names, index=preferred_index(names, prefer), key=key, **kwargs)
+    return options[choice]
+
+
+def prediction_files(workspace: Workspace) -> dict[str, Path]:
+    """Every predictions file of the workspace's runs, labelled ``runs/<run>/predictions/<file>``."""
+    return {str(p.relative_to(workspace.root)): p for p in workspace.list_predictions()}
+
+
 def pick_labels_csv(workspace: Workspace, label: str, key: str, prefer: tuple[str, ...] = ()) -> Path | None:
     """A select box over the workspace's data-set CSVs (``prefer``: file names to select first)."""
     options = dataset_csvs(workspace)
     if not options:
         st.info("This workspace has no data sets yet.")
         return None
-    names = list(options)
-    index = next((i for i, n in enumerate(names) for p in prefer if n.endswith("/" + p)), 0)
-    choice = st.selectbox(label, names, index=index, key=key)
-    return options[choice]
+    return pick(label, options, key, prefer=tuple("/" + p for p in prefer))
 
 
 def image_folder(labels_csv: str | os.PathLike[str]) -> Path:

@@ -12,9 +12,27 @@ import pytest
 
 from cxrlt_core.paths import REPO_ROOT
 from cxrlt_core.runs import read_status
+from cxrlt_dashboard.common import PAGES
 
 pytestmark = pytest.mark.slow
 st_testing = pytest.importorskip("streamlit.testing.v1")
+
+
+@pytest.fixture(autouse=True)
+def served_like_the_server(monkeypatch):
+    """Make AppTest run ``app.py`` on every rerun, as the server does once ``st.navigation`` has been called.
+
+    AppTest re-detects the ``pages/`` folder before each run and then runs the page script alone (Streamlit's
+    first multipage mode); the server switches that mode off for good at the first ``st.navigation`` call.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    class NavigationPages(PagesManager):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(st_testing.app_test, "PagesManager", NavigationPages)
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +64,24 @@ def test_overview_lists_the_workspace(page):
     text = " ".join(str(df.value) for df in app.dataframe)
     assert "demo_csra" in text and "demo_mlp" in text
     assert app.sidebar.text_input[0].value.endswith("demo")
+
+
+def test_workspace_holds_across_page_changes(page, workspace, tmp_path):
+    """Chosen once in app.py and held in the session: no page change resets it (twice round every page)."""
+    other = tmp_path / "other_ws"
+    app = page("app.py")
+    app.sidebar.text_input[0].set_value(str(other)).run()
+    app.sidebar.button[0].click().run()  # create the new workspace
+    assert app.sidebar.text_input[0].value == str(other)
+    app.sidebar.text_input[0].set_value(str(workspace.root)).run()
+    for _ in range(2):
+        for info in PAGES:
+            app.switch_page(info.path).run()
+            assert not app.exception, (info.path, [e.message for e in app.exception])
+            assert app.title, f"{info.path} shows a blank page"
+            assert app.sidebar.text_input[0].value == str(workspace.root), info.path
+            assert not any("Enter a workspace" in e.value for e in app.sidebar.error)
+    assert app.session_state["cxrlt_workspace"] == str(workspace.root)
 
 
 def test_workspace_field_never_creates_folders_unasked(page, tmp_path):
