@@ -6,10 +6,13 @@ A crash or a kill in the middle of a write leaves the old file (or none), never 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
+import re
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -19,11 +22,20 @@ from typing import IO, Any
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it onto ``path``.
 
-    Use it for writers that want a file name (``torch.save``, ``safetensors``, ``df.to_parquet``).
+    Use it for writers that want a file name (``torch.save``, ``safetensors``, ``df.to_parquet``). The temporary
+    (``.<name>.<pid>-<random>.tmp``) is removed on any failure; temporaries of the same target left by writers that
+    were killed (their pid is gone) are removed first. An ``OSError`` of the write (no space, read-only, ``path`` a
+    folder) is raised naming ``path``, not the temporary.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    if target.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a folder", os.fspath(target))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(target)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}-", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        raise _naming(exc, target, None) from None
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -31,9 +43,74 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         # mkstemp makes owner-only files; give the result the permissions a plain open() would have.
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise _naming(exc, target, tmp) from exc
+        from cxrlt_core.oserrors import as_os_error
+
+        hidden = as_os_error(exc, target) if isinstance(exc, Exception) else None
+        if hidden is not None:
+            raise hidden from exc
         raise
+
+
+def _naming(exc: OSError, target: Path, tmp: Path | None) -> OSError:
+    """``exc`` re-made to name ``target`` when it names nothing or only the temporary; other errors unchanged."""
+    names = {None, os.fspath(target), os.fspath(target.parent)} | ({os.fspath(tmp)} if tmp else set())
+    if exc.filename is not None and os.fsdecode(exc.filename) not in names and not str(exc.filename).endswith(".tmp"):
+        return exc
+    return type(exc)(exc.errno, exc.strerror, os.fspath(target)) if exc.errno else exc
+
+
+_TEMP_WITH_PID = re.compile(r"(\d+)-[A-Za-z0-9_]{8}\.tmp")
+_TEMP_OLD = re.compile(r"[A-Za-z0-9_]{8}\.tmp")
+OLD_TEMP_AGE_S = 3600.0
+
+
+def remove_stale_temporaries(target: str | os.PathLike[str]) -> list[Path]:
+    """Remove temporaries of ``target`` left by killed writers; return those removed.
+
+    A temporary ``.<name>.<pid>-<random>.tmp`` is stale when no process ``pid`` runs on this machine; one without a
+    pid (an older naming) when it is older than an hour.
+    """
+    target = Path(target)
+    prefix = f".{target.name}."
+    removed = []
+    try:
+        entries = list(os.scandir(target.parent))
+    except OSError:
+        return removed
+    for entry in entries:
+        if not entry.name.startswith(prefix) or not entry.name.endswith(".tmp"):
+            continue
+        rest = entry.name[len(prefix) :]
+        stale = False
+        with_pid = _TEMP_WITH_PID.fullmatch(rest)
+        if with_pid:
+            stale = not _pid_alive(int(with_pid.group(1)))
+        elif _TEMP_OLD.fullmatch(rest):
+            with contextlib.suppress(OSError):
+                stale = time.time() - entry.stat(follow_symlinks=False).st_mtime > OLD_TEMP_AGE_S
+        else:
+            continue
+        if stale:
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
 
 
 @contextlib.contextmanager

@@ -48,6 +48,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CxrltError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # a full disk, a read-only folder, an output naming a folder: one line, no traceback
+        from cxrlt_core.oserrors import describe_os_error
+
+        print(f"error: {describe_os_error(exc)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -85,16 +85,25 @@ class PredictionWriter:
         self._stack = contextlib.ExitStack()
         self._tmp = self._stack.enter_context(atomic_path(self.path))
         self._closed = False
+        try:
+            self._open()
+        except BaseException as exc:  # a full or read-only disk already at the header: drop the temporary
+            self._stack.__exit__(type(exc), exc, exc.__traceback__)
+            if isinstance(exc, OSError):
+                raise _naming(exc, self.path) from exc
+            raise
+
+    def _open(self) -> None:
         if self.parquet:
             import pyarrow as pa
             import pyarrow.parquet as pq
 
-            kind = pa.uint8() if binary else pa.float64()
-            self._schema = pa.schema([(id_column, pa.string())] + [(c, kind) for c in self.classes])
+            kind = pa.uint8() if self.binary else pa.float64()
+            self._schema = pa.schema([(self.id_column, pa.string())] + [(c, kind) for c in self.classes])
             self._writer = pq.ParquetWriter(self._tmp, self._schema, store_schema=False)
         else:
             self._handle = self._stack.enter_context(open(self._tmp, "w", newline="", encoding="utf-8"))  # noqa: SIM115
-            csv.writer(self._handle).writerow([id_column, *self.classes])
+            csv.writer(self._handle).writerow([self.id_column, *self.classes])
 
     def write(self, ids: Sequence[str], scores: np.ndarray) -> None:
         """Append rows; scores must be probabilities (a NaN or out-of-range score is an error naming the image)."""
@@ -105,6 +114,14 @@ class PredictionWriter:
         if not ids:
             return
         _check_scores(self.path, ids, scores, self.classes)
+        try:
+            self._append(ids, scores)
+        except OSError as exc:  # a full or failing disk: name the target, not the temporary
+            self.abort(exc)
+            raise _naming(exc, self.path) from exc
+        self.rows += len(ids)
+
+    def _append(self, ids: list[str], scores: np.ndarray) -> None:
         if self.parquet:
             import pyarrow as pa
 
@@ -116,7 +133,6 @@ class PredictionWriter:
             # repr() round-trips float64 exactly, as pandas' to_csv does.
             rows = scores.astype(np.uint8).tolist() if self.binary else [map(repr, row) for row in scores.tolist()]
             writer.writerows([i, *row] for i, row in zip(ids, rows))
-        self.rows += len(ids)
 
     def close(self, metadata: Mapping[str, Any] | None = None) -> Path:
         """Finish the file with ``metadata`` and rename it into place; returns the path."""
@@ -134,6 +150,8 @@ class PredictionWriter:
             self._stack.close()
         except BaseException as exc:
             self.abort(exc)
+            if isinstance(exc, OSError):
+                raise _naming(exc, self.path) from exc
             raise
         self._closed = True
         return self.path
@@ -149,6 +167,13 @@ class PredictionWriter:
         error = exc or RuntimeError("prediction writing aborted")
         with contextlib.suppress(BaseException):
             self._stack.__exit__(type(error), error, error.__traceback__)
+
+
+def _naming(exc: OSError, path: Path) -> OSError:
+    """``exc`` naming ``path`` when it names no file or only a temporary (``.*.tmp``)."""
+    if exc.filename is not None and not str(exc.filename).endswith(".tmp"):
+        return exc
+    return OSError(exc.errno, exc.strerror, os.fspath(path)) if exc.errno else exc
 
 
 def write_failed(path: str | os.PathLike[str], failed: Sequence[tuple[int, str, str, str]]) -> Path | None:
