@@ -83,9 +83,41 @@ class EmbeddingStore:
                 continue  # removed by a compaction, or not ours
             if not isinstance(keys, list):
                 continue
+            problem = self._check_chunk(stem, len(keys))
+            if problem:
+                self._drop_chunk(stem, problem)
+                continue
             self._seen.add(stem)
             for row, key in enumerate(keys):
                 self._index[str(key)] = (stem, row)
+
+    def _check_chunk(self, stem: str, rows: int) -> str | None:
+        """What is wrong with chunk ``stem`` (truncated, object dtype, wrong shape), or ``None`` if it is sound."""
+        path = self.folder / f"{stem}.npy"
+        try:
+            array = np.load(path, mmap_mode="r", allow_pickle=False)
+        except FileNotFoundError:
+            return "its rows file is missing" if (self.folder / f"{stem}.json").exists() else None
+        except (OSError, ValueError, EOFError) as exc:  # truncated, not .npy, object dtype (needs pickle)
+            return " ".join(str(exc).split()) or type(exc).__name__
+        if array.dtype != np.float32 or array.ndim != 2:
+            return f"holds {array.dtype} of shape {array.shape}, expected float32 rows"
+        if array.shape[0] != rows:
+            return f"holds {array.shape[0]} rows for {rows} keys"
+        if self.dim is not None and array.shape[1] != self.dim:
+            return f"rows have width {array.shape[1]}, the store's is {self.dim}"
+        self._chunks[stem] = array
+        self.dim = int(array.shape[1])
+        return None
+
+    def _drop_chunk(self, stem: str, problem: str) -> None:
+        """Remove a corrupt chunk, naming it in a warning; its rows are computed again on the next miss."""
+        import warnings
+
+        path = self.folder / f"{stem}.npy"
+        warnings.warn(f"{path}: corrupt embedding-cache chunk ({problem}); removed, its rows will be computed again")
+        for suffix in (".json", ".npy"):
+            (self.folder / f"{stem}{suffix}").unlink(missing_ok=True)
 
     def __len__(self) -> int:
         return len(self._index)
@@ -98,7 +130,7 @@ class EmbeddingStore:
 
     def _chunk(self, stem: str) -> np.ndarray:
         if stem not in self._chunks:
-            array = np.load(self.folder / f"{stem}.npy", mmap_mode="r")
+            array = np.load(self.folder / f"{stem}.npy", mmap_mode="r", allow_pickle=False)
             self._chunks[stem] = array
             self.dim = int(array.shape[1])
         return self._chunks[stem]
