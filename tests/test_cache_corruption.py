@@ -68,7 +68,7 @@ def test_encode_images_rebuilds_a_truncated_chunk(model, tmp_path):  # noqa: F81
     stats = EncodeStats()
     with pytest.warns(UserWarning, match="corrupt embedding-cache chunk"):
         again = encode_images(model, paths, cache=EmbeddingCache(tmp_path / "cache"), num_workers=0, stats=stats)
-    assert 0 < lost and stats.encoded == lost and stats.cached == 5 - lost  # only the lost chunk's rows again
+    assert lost > 0 and stats.encoded == lost and stats.cached == 5 - lost  # only the lost chunk's rows again
     np.testing.assert_allclose(again, first, atol=1e-6)
     stats = EncodeStats()
     encode_images(model, paths, cache=EmbeddingCache(tmp_path / "cache"), num_workers=0, stats=stats)

@@ -115,7 +115,8 @@ class EmbeddingStore:
         import warnings
 
         path = self.folder / f"{stem}.npy"
-        warnings.warn(f"{path}: corrupt embedding-cache chunk ({problem}); removed, its rows will be computed again")
+        message = f"{path}: corrupt embedding-cache chunk ({problem}); removed, its rows will be computed again"
+        warnings.warn(message, stacklevel=3)
         for suffix in (".json", ".npy"):
             (self.folder / f"{stem}{suffix}").unlink(missing_ok=True)
 
