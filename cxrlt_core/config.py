@@ -142,6 +142,29 @@ class EmaConfig:
 
 
 @dataclasses.dataclass
+class SwaConfig:
+    """Stochastic weight averaging (Izmailov et al., UAI 2018) with ``torch.optim.swa_utils.AveragedModel``: the
+    end-of-epoch weights of the last ``epochs`` phase-2 epochs are averaged (buffers too, so BatchNorm statistics
+    need no extra pass); validation and checkpoints use the average from the first averaged epoch on. With EMA on,
+    the EMA's weights are what is averaged, so the two combine. The recipe's schedule is kept (no SWA rate)."""
+
+    enabled: bool = False
+    epochs: int = 3
+
+
+@dataclasses.dataclass
+class CrtConfig:
+    """Classifier re-training (cRT; Kang et al., ICLR 2020) as a third phase after phase 2: the backbone frozen (and
+    in eval mode), the head re-initialised and trained with AdamW at a constant rate on ``sampler``:
+    ``class_balanced`` (class first, then an image of it), ``repeat_factor`` (the recipe's sampler) or ``uniform``."""
+
+    epochs: int = 0
+    lr: float = 1e-3
+    wd: float = 1e-4
+    sampler: Literal["class_balanced", "repeat_factor", "uniform"] = "class_balanced"
+
+
+@dataclasses.dataclass
 class OptimConfig:
     """Optimisation and the training loop's switches."""
 
@@ -156,6 +179,8 @@ class OptimConfig:
     amp: Literal["auto", "bf16", "fp16", "off"] = "auto"
     channels_last: bool = True
     ema: EmaConfig = dataclasses.field(default_factory=EmaConfig)
+    swa: SwaConfig = dataclasses.field(default_factory=SwaConfig)
+    crt: CrtConfig = dataclasses.field(default_factory=CrtConfig)
     sync_bn: bool = True
     early_stop_patience: int | None = None
     max_steps_per_epoch: int | None = None
@@ -209,6 +234,12 @@ class OptimConfig:
             raise InputError(f"optim.ema.decay must be in [0, 1), got {self.ema.decay}")
         if self.eps <= 0:
             raise InputError(f"optim.eps must be > 0, got {self.eps}")
+        if self.swa.enabled and not 1 <= self.swa.epochs <= self.phase2.epochs:
+            raise InputError(
+                f"optim.swa.epochs must be in [1, phase2.epochs={self.phase2.epochs}], got {self.swa.epochs}"
+            )
+        if self.crt.epochs < 0 or self.crt.lr < 0 or self.crt.wd < 0:
+            raise InputError("optim.crt.epochs, optim.crt.lr and optim.crt.wd must be >= 0")
 
 
 @dataclasses.dataclass
@@ -244,7 +275,7 @@ class Recipe:
 
     @property
     def total_epochs(self) -> int:
-        return self.optim.phase1.epochs + self.optim.phase2.epochs
+        return self.optim.phase1.epochs + self.optim.phase2.epochs + self.optim.crt.epochs
 
     def to_dict(self) -> dict[str, Any]:
         """Plain types (lists, dicts, scalars), in field order."""

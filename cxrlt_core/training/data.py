@@ -106,22 +106,34 @@ def resolve_num_workers(setting: int | str, device: torch.device) -> int:
 
 
 def build_train_loader(
-    dataset: CxrDataset, recipe: Recipe, rank: int, world_size: int, pin_memory: bool, workers: int = 0
+    dataset: CxrDataset,
+    recipe: Recipe,
+    rank: int,
+    world_size: int,
+    pin_memory: bool,
+    workers: int = 0,
+    kind: str = "repeat_factor",
 ) -> tuple[torch.utils.data.DataLoader, RepeatFactorSampler]:
-    """The training loader over the repeat-factor sampler (this rank's shard, whole batches only)."""
+    """The training loader (this rank's shard, whole batches only) over the recipe's sampler (``kind``
+    ``repeat_factor``: repeat-factor sampling when ``sampler.enabled``), a plain shuffled epoch (``uniform``) or
+    class-balanced sampling (``class_balanced``, the cRT phase)."""
     s = recipe.sampler
-    sampler = build_train_sampler(
-        dataset.labels,
-        enabled=s.enabled,
-        T=s.T,
-        r_max=s.r_max,
-        frequency=s.frequency,
-        rounding=s.rounding,
-        seed=recipe.optim.seed,
-        num_replicas=world_size,
-        rank=rank,
-        batch_size=recipe.optim.batch_size,
-    )
+    batch = recipe.optim.batch_size
+    common = {"seed": recipe.optim.seed, "num_replicas": world_size, "rank": rank, "batch_size": batch}
+    if kind == "class_balanced":
+        from cxrlt_core.data.balanced import ClassBalancedSampler
+
+        sampler: RepeatFactorSampler = ClassBalancedSampler(dataset.labels, **common)
+    else:
+        sampler = build_train_sampler(
+            dataset.labels,
+            enabled=s.enabled and kind == "repeat_factor",
+            T=s.T,
+            r_max=s.r_max,
+            frequency=s.frequency,
+            rounding=s.rounding,
+            **common,
+        )
     batch_size = recipe.optim.batch_size
     if recipe.optim.max_steps_per_epoch:
         sampler.max_samples = recipe.optim.max_steps_per_epoch * batch_size

@@ -3,9 +3,11 @@
 Phase 1 trains the head with the backbone frozen (AdamW, constant rate); phase 2 fine-tunes everything with
 separate backbone / head rates and weight decays, per-step linear warm-up and cosine decay to a floor, and an EMA
 of the weights that validation and checkpoints use (timm ``ModelEmaV3``, created at the start of phase 2 from the
-phase-1 weights, as in the winning code). AMP (bf16, or fp16 with a gradient scaler) on CUDA, channels_last,
-gradient clipping; a step whose loss or gradient norm is not finite is skipped (on every rank at once: DDP averages
-gradients first, so the norm is the same everywhere) and counted.
+phase-1 weights, as in the winning code). Optional: stochastic weight averaging over the last phase-2 epochs
+(``optim.swa``, ``torch.optim.swa_utils``) and a third phase, classifier re-training (``optim.crt``: backbone frozen,
+head re-initialised, class-balanced sampling). Losses with a ``set_epoch`` method are told each epoch. AMP (bf16,
+or fp16 with a gradient scaler) on CUDA, channels_last, gradient clipping; a step whose loss or gradient norm is not
+finite is skipped (on every rank at once: DDP averages gradients first, so the norm is the same everywhere) and counted.
 
 Every epoch: validation mAP (``cxrlt_core.metrics.compute_report``), ``checkpoints/last`` and, when the mAP
 improves, ``checkpoints/best`` (safetensors + JSON sidecar), the resumable ``last.state.pt``, one line of
@@ -299,11 +301,18 @@ class Trainer:
         return len(self.train_loader)  # max_steps_per_epoch caps the sampler itself
 
     # ----------------------------------------------------------------------------------------------------- phases
-    def _enter_phase(self, phase: int) -> None:
+    def _enter_phase(self, phase: int, state: dict[str, Any] | None = None) -> None:
         o = self.recipe.optim
         net = self.model
         fused = {"fused": True} if self.device.type in ("cuda", "cpu") else {}  # fused AdamW: 4x faster on CPU too
-        if phase == 1:
+        if phase == 3:
+            self._enter_crt(state)
+            self.optimizer = torch.optim.AdamW(
+                net.head.parameters(), lr=o.crt.lr, weight_decay=o.crt.wd, eps=o.eps, **fused
+            )
+            self.schedule = ConstantSchedule(self.optimizer)
+            self.ema = None
+        elif phase == 1:
             net.freeze_backbone(True)
             params = [p for p in net.parameters() if p.requires_grad]
             self.optimizer = torch.optim.AdamW(params, lr=o.phase1.lr, weight_decay=o.phase1.wd, eps=o.eps, **fused)
@@ -328,6 +337,7 @@ class Trainer:
                 floor=p2.min_lr_ratio,
             )
             self.ema = self._make_ema() if o.ema.enabled else None
+        self.swa: nn.Module | None = None
         self.ema_updates = 0
         self.phase = phase
         self.trainable = [p for p in net.parameters() if p.requires_grad]
@@ -352,9 +362,57 @@ class Trainer:
         cfg = self.recipe.optim.ema
         return ModelEmaV3(self.model, decay=cfg.decay, use_warmup=cfg.warmup)
 
+    def _enter_crt(self, state: dict[str, Any] | None) -> None:
+        """Phase 3, classifier re-training: start from the weights phase 2 ended with (its EMA / SWA average when
+        on), re-initialise the head, freeze the backbone and switch to the cRT sampler. On resume inside phase 3
+        the loaded state already holds the re-trained head."""
+        from cxrlt_core.models.backbones import feature_channels
+        from cxrlt_core.models.heads import build_head
+        from cxrlt_core.training.data import build_train_loader
+
+        net, cfg = self.model, self.model_config
+        if state is None or int(state["phase"]) != 3:
+            if state is not None:  # resumed right after phase 2: its averaged weights are in the saved state
+                saved = state.get("swa") or state.get("ema")
+                if saved is not None:
+                    net.load_state_dict({k.removeprefix("module."): v for k, v in saved.items() if k != "n_averaged"})
+            elif getattr(self, "phase", 0) == 2 and self.eval_model is not net:
+                net.load_state_dict(self.eval_model.state_dict())
+            net.head = build_head(cfg.head, feature_channels(net.backbone), cfg.num_classes, cfg.head_params)
+            net.head.to(self.device)
+        net.freeze_backbone(True)
+        r = self.recipe
+        workers = resolve_num_workers(r.optim.num_workers, self.device)
+        self.train_loader, self.sampler = build_train_loader(
+            self.train_set,
+            r,
+            self.info.rank,
+            self.info.world_size,
+            self.device.type == "cuda",
+            workers,
+            kind=r.optim.crt.sampler,
+        )
+        self.log.info("cRT: head re-initialised, backbone frozen, %s sampling", r.optim.crt.sampler)
+
+    def _average_weights(self, epoch: int) -> None:
+        """SWA: add this epoch's weights (the EMA's when on) to the average during the last ``swa.epochs``."""
+        swa = self.recipe.optim.swa
+        last_phase2 = self.recipe.optim.phase1.epochs + self.recipe.optim.phase2.epochs
+        if not swa.enabled or self.phase != 2 or epoch < last_phase2 - swa.epochs:
+            return
+        from torch.optim.swa_utils import AveragedModel
+
+        source = self.ema.module if self.ema is not None else self.model
+        if self.swa is None:
+            self.swa = AveragedModel(source, use_buffers=True)
+        self.swa.update_parameters(source)
+
     @property
     def eval_model(self) -> nn.Module:
-        """The weights validation and checkpoints use: the EMA in phase 2 when enabled, else the live model."""
+        """The weights validation and checkpoints use: the SWA average once it has started, else the EMA in phase 2
+        when enabled, else the live model."""
+        if getattr(self, "swa", None) is not None:
+            return self.swa.module
         return self.ema.module if self.ema is not None else self.model
 
     # ------------------------------------------------------------------------------------------------------- run
@@ -385,15 +443,16 @@ class Trainer:
             start = total  # the run ended by early stopping: resuming has nothing left to train
         self.phase = 0
         for epoch in range(start, total):
-            phase = 1 if epoch < p1 else 2
+            phase = 1 if epoch < p1 else 2 if epoch < p1 + r.optim.phase2.epochs else 3
             if phase != self.phase:
-                self._enter_phase(phase)
+                self._enter_phase(phase, state)
                 if state is not None and int(state["phase"]) == phase:
                     self._restore_phase_state(state)
                 state = None
             t0 = time.time()
             loss, steps, skipped, step_s = self._train_epoch(epoch, phase)
             train_s = time.time() - t0
+            self._average_weights(epoch)
             val = self._validate()
             self.epochs_done = epoch + 1
             improved = self._update_best(val, epoch)
@@ -434,6 +493,11 @@ class Trainer:
         r = self.recipe
         self.sampler.set_epoch(epoch)
         self.forward_model.train()
+        if phase == 3:
+            self.model.backbone.eval()  # cRT: the frozen backbone's normalisation statistics stay as they are
+        set_epoch = getattr(self.criterion, "set_epoch", None)
+        if set_epoch is not None:
+            set_epoch(epoch)  # losses with a schedule (LDAM-DRW's deferred re-weighting)
         steps = self.steps_per_epoch()
         loss_sum = torch.zeros((), device=self.device, dtype=torch.float64)
         done = skipped = 0
@@ -707,6 +771,7 @@ class Trainer:
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
             "ema": self.ema.module.state_dict() if self.ema is not None else None,
             "ema_updates": self.ema_updates,
+            "swa": self.swa.state_dict() if self.swa is not None else None,
             "best_map": self.best_map,
             "best_epoch": self.best_epoch,
             "stale_epochs": self.stale_epochs,
@@ -742,6 +807,11 @@ class Trainer:
         if self.ema is not None and state.get("ema") is not None:
             self.ema.module.load_state_dict(state["ema"])
             self.ema_updates = int(state.get("ema_updates", 0))
+        if state.get("swa") is not None:
+            from torch.optim.swa_utils import AveragedModel
+
+            self.swa = AveragedModel(self.ema.module if self.ema is not None else self.model, use_buffers=True)
+            self.swa.load_state_dict(state["swa"])
 
     # --------------------------------------------------------------------------------------- status and stopping
     def _progress_info(self, epoch: int, step: int, steps: int, phase: int, loss: float) -> dict[str, Any]:
