@@ -15,6 +15,7 @@ from cxrlt_core import __version__
 from cxrlt_core.errors import CxrltError
 
 COMMAND_MODULES = (
+    "cxrlt_core.commands.capsule",
     "cxrlt_core.commands.data",
     "cxrlt_core.commands.demo",
     "cxrlt_core.commands.evaluate",

@@ -197,15 +197,22 @@ def best_test_figures(
     return {**row, "predictions": str(pred_path), "labels": str(labels_path)}
 
 
-def _train_manifest(run: RunRecord, label_space: Any, workspace: PathLike | None) -> Any:
+def train_csv_of(run: RunRecord, workspace: PathLike | None = None) -> Path | None:
+    """The run's training CSV (``data.train_csv`` of its recipe, placeholders resolved) when it exists."""
     from cxrlt_core.config import resolve_path
-    from cxrlt_core.data.manifest import read_manifest
 
     train_csv = (run.recipe.get("data") or {}).get("train_csv")
     if not train_csv:
         return None
     path = resolve_path(train_csv, workspace if workspace is not None else run.path.parent.parent)
-    return read_manifest(path, label_space=label_space) if path is not None and path.is_file() else None
+    return path if path is not None and path.is_file() else None
+
+
+def _train_manifest(run: RunRecord, label_space: Any, workspace: PathLike | None) -> Any:
+    from cxrlt_core.data.manifest import read_manifest
+
+    path = train_csv_of(run, workspace)
+    return read_manifest(path, label_space=label_space) if path is not None else None
 
 
 def best_test_frame(
