@@ -31,7 +31,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cxrlt_core.data.demo import generate_demo_dataset, plan_cohort, render_case  # noqa: E402
-from cxrlt_core.data.demo.sampling import image_seed, patient_seed  # noqa: E402
+from cxrlt_core.data.demo.sampling import render_arguments  # noqa: E402
 from cxrlt_core.data.images import Preprocess, load_image  # noqa: E402
 from cxrlt_core.data.manifest import read_manifest  # noqa: E402
 from cxrlt_core.labels import assign_buckets, get_label_space  # noqa: E402
@@ -46,9 +46,7 @@ def cpu_ms_per_image(size: int, count: int = 200, seed: int = 0) -> tuple[float,
     images = []
     start = time.process_time()
     for row in range(count):
-        findings = cohort.findings(row)
-        body = patient_seed(seed, int(cohort.patient_index[row]))
-        images.append(render_case(findings, image_seed(seed, row), size, patient_seed=body).image)
+        images.append(render_case(size=size, **render_arguments(cohort, seed, row)).image)
     rendered = time.process_time()
     for image in images:
         cv2.imencode(".png", image)

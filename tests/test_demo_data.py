@@ -17,17 +17,18 @@ from sklearn.model_selection import cross_val_score
 
 from cxrlt_core.cli import main
 from cxrlt_core.data.demo import SIGNS, generate_demo_dataset, make_gallery, plan_cohort, render_case, render_phantom
-from cxrlt_core.data.demo.draw import DRAWS, PLANS
+from cxrlt_core.data.demo.anatomy import pose_matrix, sample_acquisition
+from cxrlt_core.data.demo.draw import DRAWS, PLANS, STRENGTH_RANGE
 from cxrlt_core.data.demo.findings import ATTRIBUTES
 from cxrlt_core.data.demo.reports import NEGATIVES, NORMAL_REPORTS, assert_no_unseen_words, unseen_words
 from cxrlt_core.data.demo.sampling import (
     FLOOR,
     MUTUALLY_EXCLUSIVE,
+    SITE_SIGN_SCALE,
     flatten_prevalence,
-    image_seed,
     load_stats,
-    patient_seed,
     positives_count,
+    render_arguments,
     target_prevalence,
 )
 from cxrlt_core.data.images import Preprocess, load_image, read_radiograph
@@ -58,7 +59,7 @@ def test_same_seed_gives_byte_identical_files_whatever_the_workers(demo: Path, t
     names = _tree(demo)
     assert names == _tree(again)
     match, mismatch, errors = filecmp.cmpfiles(demo, again, names, shallow=False)
-    assert mismatch == [] and errors == [] and len(match) == len(names) == 94 + 8
+    assert mismatch == [] and errors == [] and len(match) == len(names) == 94 + 9
     other = generate_demo_dataset(tmp_path / "other", workers=1, progress=lambda d, t: None, **{**TINY, "seed": 4})
     assert (other / "train.csv").read_bytes() != (demo / "train.csv").read_bytes()
     assert (other / "images" / "demo_000000.png").read_bytes() != (demo / "images" / "demo_000000.png").read_bytes()
@@ -77,16 +78,21 @@ def test_csv_columns_are_the_challenge_shapes(demo: Path) -> None:
             "heldout_reports.csv",
         )
     }
-    meta = ["ImageID", "StudyDate_DICOM", "PatientID"]
+    extra = ["StudyID", "PatientSex", "PatientAge", "Projection", "Site"]
+    meta = ["ImageID", "StudyDate_DICOM", "PatientID"] + extra
     assert list(read["train.csv"].columns) == meta + ID
     assert list(read["val.csv"].columns) == meta + ID
-    assert list(read["test.csv"].columns) == ["ImageID"]
-    assert list(read["val_labels.csv"].columns) == ["ImageID"] + ALL
-    assert list(read["test_labels.csv"].columns) == ["ImageID"] + ALL
+    assert list(read["test.csv"].columns) == ["ImageID"] + extra
+    assert list(read["val_labels.csv"].columns) == ["ImageID"] + extra + ALL
+    assert list(read["test_labels.csv"].columns) == ["ImageID"] + extra + ALL
     assert list(read["reports.csv"].columns) == ["ImageID", "report"]
     assert [len(read[n]) for n in ("train.csv", "val.csv", "test.csv")] == [40, 20, 34]
     for name in ("train.csv", "val.csv", "val_labels.csv", "test_labels.csv"):
-        cells = read[name].drop(columns=[c for c in meta if c in read[name].columns]).to_numpy()
+        table = read[name]
+        assert set(table["PatientSex"]) <= {"M", "F"} and set(table["Projection"]) <= {"PA", "AP"}
+        assert set(table["Site"]) <= {"site_A", "site_B", "site_C"} and table["PatientAge"].str.fullmatch(r"\d+").all()
+        assert table["StudyID"].str.fullmatch(r"\d{20}").all()
+        cells = table.drop(columns=[c for c in meta if c in table.columns]).to_numpy()
         assert set(np.unique(cells)) <= {"0", "1"}
     train = read["train.csv"]
     assert train["ImageID"].str.fullmatch(r"demo_\d{6}\.png").all()
@@ -126,9 +132,7 @@ def test_png_is_16_bit_and_round_trips_through_the_image_loader(demo: Path) -> N
         path = demo / "images" / cohort.image_ids[row]
         raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
         assert raw.dtype == np.uint16 and raw.shape == (64, 64)
-        expected = render_case(
-            cohort.findings(row), image_seed(3, row), 64, patient_seed=patient_seed(3, int(cohort.patient_index[row]))
-        ).image
+        expected = render_case(size=64, **render_arguments(cohort, 3, row)).image
         np.testing.assert_array_equal(read_radiograph(path), expected)
         assert 0 < expected.max() <= 4095  # 12-bit values in a 16-bit container, like PadChest
         model_input = load_image(path, Preprocess(image_size=32))
@@ -156,11 +160,17 @@ def test_labels_meet_the_targets_exactly_and_keep_padchest_co_occurrence() -> No
     targets = target_prevalence()
     labels = cohort.labels.astype(bool)
     col = {c: i for i, c in enumerate(ALL)}
+    first = np.searchsorted(cohort.study_index, np.arange(cohort.study_index.max() + 1))  # one film per study
     for split in ("train", "val", "test"):
         rows = cohort.split(split)
+        studies = first[cohort.splits[first] == split]
         for name, target in targets.items():
-            expected = 0 if split == "train" and name in SPACE.unseen else positives_count(target, len(rows))
-            assert labels[rows, col[name]].sum() == expected, (split, name)
+            expected = 0 if split == "train" and name in SPACE.unseen else positives_count(target, len(studies))
+            assert labels[studies, col[name]].sum() == expected, (split, name)  # exact per study
+            # films inherit their study's labels: image prevalence is on target within sampling error (design
+            # effect of 2-3 film studies at most 2, four standard errors)
+            spread = 4 * np.sqrt(target * (1 - target) * 2 / len(rows))
+            assert abs(labels[rows, col[name]].mean() - target * (expected > 0)) < spread, (split, name)
         findings = labels[rows][:, [col[c] for c in ALL if c != "Normal"]]
         np.testing.assert_array_equal(labels[rows, col["Normal"]], ~findings.any(axis=1))
     assert not (labels[:, col["central venous catheter"]] & ~labels[:, col["Support Devices"]]).any()
@@ -187,12 +197,138 @@ def test_labels_meet_the_targets_exactly_and_keep_padchest_co_occurrence() -> No
 
 def test_splits_are_grouped_by_patient_with_several_films_each() -> None:
     cohort = plan_cohort(600, 150, 150, seed=5)
-    frame = pd.DataFrame({"patient": cohort.patient_ids, "split": cohort.splits, "date": cohort.study_dates})
+    frame = pd.DataFrame(
+        {"patient": cohort.patient_ids, "split": cohort.splits, "date": cohort.study_dates, "study": cohort.study_ids}
+    )
     assert (frame.groupby("patient")["split"].nunique() == 1).all()
-    films = frame.groupby("patient").size()
-    assert films.max() > 1 and 1.3 < films.mean() < 2.2
-    assert frame.groupby("patient")["date"].apply(lambda d: d.is_monotonic_increasing and d.is_unique).all()
+    studies = frame.drop_duplicates("study")
+    assert 1.3 < studies.groupby("patient").size().mean() < 2.2
+    assert studies.groupby("patient")["date"].apply(lambda d: d.is_monotonic_increasing and d.is_unique).all()
     assert len(set(cohort.patient_ids)) == cohort.patient_index.max() + 1
+
+
+def test_studies_are_repeat_films_sharing_patient_date_labels_and_chest() -> None:
+    cohort = plan_cohort(600, 150, 150, seed=5)
+    frame = pd.DataFrame({"study": cohort.study_ids, "patient": cohort.patient_ids, "date": cohort.study_dates})
+    sizes = frame.groupby("study").size()
+    assert set(sizes) == {1, 2, 3} and 0.15 < (sizes > 1).mean() < 0.4  # STUDY_SIZES: 25 % of studies repeat
+    assert (frame.groupby("study")[["patient", "date"]].nunique() == 1).all().all()
+    for study in sizes[sizes > 1].index[:40]:
+        rows = np.flatnonzero(np.array(cohort.study_ids) == study)
+        assert (cohort.labels[rows] == cohort.labels[rows[0]]).all()
+        assert len(set(cohort.age[rows])) == 1 and len(set(cohort.site[rows])) == 1
+    rows = np.flatnonzero(np.array(cohort.study_ids) == sizes[sizes == 2].index[0])
+    films = [render_case(size=64, **render_arguments(cohort, 5, int(row))) for row in rows]
+    # the same chest and signs, another exposure and pose: the drawn findings agree, the pixels do not
+    assert [i.finding for i in films[0].instances] == [i.finding for i in films[1].instances]
+    assert [i.strength for i in films[0].instances] == [i.strength for i in films[1].instances]
+    assert not np.array_equal(films[0].image, films[1].image)
+
+
+def test_metadata_columns_have_their_documented_distributions() -> None:
+    cohort = plan_cohort(4000, 10, 10, seed=2)
+    assert abs((cohort.projection == "AP").mean() - 0.25) < 0.03
+    patients = pd.DataFrame({"p": cohort.patient_index, "site": cohort.site, "sex": cohort.sex}).drop_duplicates("p")
+    assert abs((patients["site"] == "site_C").mean() - 0.2) < 0.04 and abs((patients["sex"] == "M").mean() - 0.5) < 0.05
+    assert cohort.age.min() >= 18 and 50 < cohort.age.mean() < 70
+    assert (pd.DataFrame({"p": cohort.patient_index, "site": cohort.site}).groupby("p")["site"].nunique() == 1).all()
+
+
+# -- sign boxes and the subgroup effect ------------------------------------------------------------------------------
+def test_box_holds_the_drawn_nodule_at_its_known_place() -> None:
+    """A nodule of known centre and radius: the pose maps its centre into the box, the box is about 2 r wide."""
+    size = 128
+    for k in range(6):
+        phantom = render_case(["Nodule"], [4, k], size, strength=1.0, acquisition_seed=[9, k])
+        inst = phantom.instances[0]
+        assert not inst.geo["others"] or k > 0  # extra nodules widen the box; check the lone ones below
+        if inst.geo["others"]:
+            continue
+        acq_rng = np.random.default_rng([9, k])
+        matrix = pose_matrix(sample_acquisition(acq_rng), size)
+        cx, cy = matrix @ np.array([inst.geo["center"][0] * size, inst.geo["center"][1] * size, 1.0])
+        x0, y0, x1, y1 = phantom.boxes["Nodule"]
+        assert x0 <= cx < x1 and y0 <= cy < y1
+        zoom = float(np.hypot(*matrix[0, :2]))
+        # radius at strength 1, times the zoom, plus the blur margin (MARGIN: ceil(0.012 * 128) = 2 px) each side
+        diameter = 2 * 0.036 * size * zoom + 2 * 2
+        assert abs((x1 - x0) - diameter) <= 3, ((x0, y0, x1, y1), diameter)
+
+
+class _Without:
+    """A registry stand-in that hides one finding (to render a film with that sign left out)."""
+
+    def __init__(self, registry: object, hidden: str):
+        self.registry, self.hidden = registry, hidden
+
+    def __contains__(self, name: object) -> bool:
+        return name != self.hidden and name in self.registry  # type: ignore[operator]
+
+    def get(self, name: str) -> object:
+        return self.registry.get(name)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("finding", ["Mass", "fracture", "central venous catheter", "cardiomegaly", "Bulla"])
+def test_box_contains_the_pixels_that_the_sign_changed(finding: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same film with the sign's draw (or, for an anatomy sign, its plan) left out, all streams equal: the
+    pixels that changed clearly lie inside the sign's box."""
+    import cxrlt_core.data.demo.draw as draw
+
+    kwargs = {"size": 96, "acquisition_seed": [5, 1], "patient_seed": [6, 1], "strength": 1.0, "projection": "PA"}
+    with_sign = render_case([finding], [3, 1], **kwargs)
+    x0, y0, x1, y1 = with_sign.boxes[finding]
+    assert 0 <= x0 < x1 <= 96 and 0 <= y0 < y1 <= 96
+    if finding in DRAWS:
+        monkeypatch.setattr(draw, "DRAWS", _Without(DRAWS, finding))
+    else:
+        monkeypatch.setattr(draw, "PLANS", _Without(PLANS, finding))
+    without = render_case([finding], [3, 1], **kwargs).image
+    diff = np.abs(with_sign.image.astype(float) - without.astype(float))
+    strong = diff > 0.25 * diff.max()
+    inside = np.zeros_like(strong)
+    inside[y0:y1, x0:x1] = True
+    assert strong.any() and (strong & inside).sum() >= 0.95 * strong.sum(), (finding, (strong & ~inside).sum())
+    assert (x1 - x0) * (y1 - y0) < 0.3 * 96 * 96  # and the box is tight, not the whole film
+
+
+def test_diffuse_signs_get_no_box_and_boxes_csv_matches_the_images(demo: Path) -> None:
+    assert not render_case(["Emphysema", "Osteopenia"], [1, 2], 64).boxes
+    boxes = pd.read_csv(demo / "boxes.csv")
+    assert list(boxes.columns) == ["ImageID", "finding", "x0", "y0", "x1", "y1"]
+    labels = pd.concat([pd.read_csv(demo / n) for n in ("train.csv", "val_labels.csv", "test_labels.csv")])
+    labels = labels.drop_duplicates("ImageID").set_index("ImageID")
+    for row in boxes.itertuples():
+        assert labels.loc[row.ImageID, row.finding] == 1  # a box only for a drawn (positive) finding
+        assert 0 <= row.x0 < row.x1 <= 64 and 0 <= row.y0 < row.y1 <= 64
+    assert not boxes.duplicated(["ImageID", "finding"]).any() and len(boxes) > 20
+
+
+def test_site_c_shows_every_sign_fainter(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The deliberate subgroup effect: site_C draws signs at SITE_SIGN_SCALE of their strength."""
+    assert SITE_SIGN_SCALE == {"site_A": 1.0, "site_B": 1.0, "site_C": 0.55}
+    cohort = plan_cohort(300, 0, 0, seed=8)
+    strengths = {"site_A": [], "site_C": []}
+    for row in range(len(cohort.image_ids)):
+        site = str(cohort.site[row])
+        if site in strengths and cohort.findings(row):
+            phantom = render_case(size=32, **render_arguments(cohort, 8, row))
+            strengths[site] += [inst.strength for inst in phantom.instances]
+    low, high = STRENGTH_RANGE
+    assert min(strengths["site_A"]) >= low and max(strengths["site_A"]) <= high
+    assert max(strengths["site_C"]) <= 0.55 * high + 1e-9 and min(strengths["site_C"]) >= 0.55 * low - 1e-9
+    # a nodule at site_C is smaller and less dense: its pixels change the film less (sign left out, streams equal)
+    import cxrlt_core.data.demo.draw as draw
+
+    contrast = []
+    for scale in (1.0, 0.55):
+        kwargs = {"strength": 1.0, "acquisition_seed": [2, 3], "sign_scale": scale, "projection": "PA"}
+        phantom = render_case(["Nodule"], [2, 2], 128, **kwargs)
+        with monkeypatch.context() as patch:
+            patch.setattr(draw, "DRAWS", _Without(DRAWS, "Nodule"))
+            normal = render_case(["Nodule"], [2, 2], 128, **kwargs).image
+        contrast.append(float(np.abs(phantom.image.astype(float) - normal).sum()))
+    # radius x 0.85 (area 0.72) and density 0.44 instead of 0.52 at strength 0.55: about 0.6 of the change
+    assert 0.4 * contrast[0] < contrast[1] < 0.75 * contrast[0]
 
 
 # -- unseen findings stay out of training ------------------------------------------------------------------------------

@@ -159,7 +159,7 @@ def corrupt(demo: dict[str, Path], tmp_path: Path) -> Path:
     images = demo["images"]
     (images / "broken.png").write_bytes((images / "demo_000020.png").read_bytes()[:150])
     lines = (demo["data"] / "test.csv").read_text().splitlines()
-    lines.insert(4, "broken.png")
+    lines.insert(4, ",".join(["broken.png", *lines[4].split(",")[1:]]))  # a row like its neighbours
     path = tmp_path / "test_corrupt.csv"
     path.write_text("\n".join(lines) + "\n")
     return path

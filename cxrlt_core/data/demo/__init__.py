@@ -7,8 +7,10 @@ have a distinct, anatomically placed sign that a small model learns in minutes o
 ``draw.py``). ``Normal`` is the absence of every finding.
 
 Modules: ``anatomy`` (the normal chest and the acquisition), ``findings`` (the attribute vocabulary and the sign
-table), ``draw`` (drawing each sign, rendering one film), ``sampling`` (labels, patients, splits), ``reports``
-(report text), ``generate`` (writing a data set with parallel workers), ``gallery`` (one example per class).
+table), ``draw`` (drawing each sign, rendering one film), ``boxes`` (where each sign lies on the film),
+``sampling`` (labels, patients, studies, metadata, splits, the site effect), ``reports`` (report text),
+``generate`` (writing a data set with parallel workers), ``gallery`` (one example per class). User guide:
+``docs/demo.md``.
 
 The signs, as attribute combinations (shape / size / density / location):
 

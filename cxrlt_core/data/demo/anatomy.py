@@ -149,10 +149,16 @@ class Anatomy:
         return (hx + self.wall_x(side)) / 2, (y0 + y1) / 2
 
 
-def sample_anatomy(rng: np.random.Generator) -> Anatomy:
-    """A normal chest with the natural variation of body habitus, heart size and diaphragm height."""
+def sample_anatomy(rng: np.random.Generator, projection: str | None = None) -> Anatomy:
+    """A normal chest with the natural variation of body habitus, heart size and diaphragm height.
+
+    ``projection`` ("PA" or "AP") fixes the view; when ``None`` it is drawn from ``rng`` (AP with probability 0.25).
+    """
     dome_right = rng.uniform(0.62, 0.68)
-    projection = "AP" if rng.random() < 0.25 else "PA"
+    sampled = "AP" if rng.random() < 0.25 else "PA"
+    projection = projection or sampled
+    if projection not in ("PA", "AP"):
+        raise ValueError(f"projection must be PA or AP, got {projection!r}")
     magnification = 1.12 if projection == "AP" else 1.0
     return Anatomy(
         midline=0.5 + rng.uniform(-0.01, 0.01),
@@ -441,6 +447,13 @@ def sample_acquisition(rng: np.random.Generator) -> Acquisition:
     )
 
 
+def pose_matrix(acq: Acquisition, size: int) -> np.ndarray:
+    """The 2x3 affine map from canvas pixels to film pixels: rotation by ``angle`` and ``zoom`` about the shifted
+    centre (``cv2.getRotationMatrix2D``), as applied by :func:`expose`."""
+    center = (size / 2 + acq.shift[0] * size, size / 2 + acq.shift[1] * size)
+    return cv2.getRotationMatrix2D(center, acq.angle, acq.zoom)
+
+
 def expose(canvas: Canvas, acq: Acquisition, rng: np.random.Generator, bone_density: float = 1.0) -> np.ndarray:
     """Compose the layers into a radiograph in [0, 1] (float32): blur, Beer-Lambert, contrast, pose, noise."""
     size = canvas.size
@@ -454,8 +467,7 @@ def expose(canvas: Canvas, acq: Acquisition, rng: np.random.Generator, bone_dens
     # Beer-Lambert transmission, then the detector's contrast curve (OpenCV's exp/pow: faster than numpy's here)
     transmitted = cv2.exp(np.maximum(attenuation, 0.0) * -acq.attenuation_k)
     image = cv2.pow(1.0 - transmitted, acq.gamma)
-    center = (size / 2 + acq.shift[0] * size, size / 2 + acq.shift[1] * size)
-    matrix = cv2.getRotationMatrix2D(center, acq.angle, acq.zoom)
+    matrix = pose_matrix(acq, size)
     image = cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     noise = rng.standard_normal(image.shape, dtype=np.float32)
     image = cv2.scaleAdd(noise, acq.noise, acq.black + (acq.white - acq.black) * image)

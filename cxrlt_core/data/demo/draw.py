@@ -15,12 +15,14 @@ from collections.abc import Callable, Iterable
 import cv2
 import numpy as np
 
+from cxrlt_core.data.demo import boxes
 from cxrlt_core.data.demo.anatomy import (
     SIDES,
     Anatomy,
     Canvas,
     draw_anatomy,
     expose,
+    pose_matrix,
     ribs,
     sample_acquisition,
     sample_anatomy,
@@ -44,6 +46,7 @@ class Instance:
     zone: str = "mid"
     detail: str = ""
     geo: dict[str, object] = dataclasses.field(default_factory=dict)
+    undo: dict[str, object] = dataclasses.field(default_factory=dict, repr=False)  # anatomy fields before the plan
 
     @property
     def size(self) -> str:
@@ -709,9 +712,18 @@ def _draw_atheromatosis(c: Canvas, anat: Anatomy, inst: Instance, rng: np.random
 
 # -- rendering -----------------------------------------------------------------------------------------------------
 def plan_findings(
-    findings: Iterable[str], anat: Anatomy, rng: np.random.Generator, strength: float | None = None
+    findings: Iterable[str],
+    anat: Anatomy,
+    rng: np.random.Generator,
+    strength: float | None = None,
+    scale: float = 1.0,
 ) -> list[Instance]:
-    """Sample an instance of every finding (in the order of ``SIGNS``) and apply its edits to ``anat``."""
+    """Sample an instance of every finding (in the order of ``SIGNS``) and apply its edits to ``anat``.
+
+    Each instance's strength is drawn from ``STRENGTH_RANGE`` (or fixed to ``strength``) and multiplied by ``scale``
+    (a detector that shows every sign fainter and smaller: ``sampling.SITE_SIGN_SCALE``). The anatomy fields a plan
+    changed are kept in ``Instance.undo`` with their earlier values, for locating the sign.
+    """
     present = frozenset(findings)
     unknown = sorted(present - SIGNS.keys())
     if unknown:
@@ -721,20 +733,43 @@ def plan_findings(
         if name not in present:
             continue
         level = float(rng.uniform(*STRENGTH_RANGE)) if strength is None else float(strength)
-        inst = Instance(name, level)
+        inst = Instance(name, level * scale)
         if name in PLANS:
+            before = dataclasses.asdict(anat)
             PLANS.get(name)(inst, anat, rng, present)
+            inst.undo = boxes.anatomy_edits(before, dataclasses.asdict(anat))
         instances.append(inst)
     return instances
 
 
 @dataclasses.dataclass
 class Phantom:
-    """A rendered radiograph and the findings drawn on it."""
+    """A rendered radiograph, the findings drawn on it, and where each (non-diffuse) sign lies on the film."""
 
     image: np.ndarray  # uint16, values in [0, 2**BIT_DEPTH - 1]
     instances: list[Instance]
     anatomy: Anatomy
+    boxes: dict[str, boxes.Box] = dataclasses.field(default_factory=dict)  # finding → (x0, y0, x1, y1), film pixels
+
+
+def _draw_signs(canvas: Canvas, anat: Anatomy, instances: list[Instance], rng: np.random.Generator) -> dict:
+    """Draw the normal chest and every sign on ``canvas``; returns finding → mask of the canvas pixels it changed."""
+    vessel_state = rng.bit_generator.state
+    draw_anatomy(canvas, anat, rng)
+    drawn = boxes.chest(canvas) if any(inst.undo for inst in instances) else None
+    masks = {}
+    for inst in instances:
+        if inst.undo and inst.finding not in boxes.DIFFUSE:
+            masks[inst.finding] = boxes.anatomy_change(anat, inst.undo, drawn, vessel_state)
+    for inst in instances:
+        if inst.finding in DRAWS:
+            located = inst.finding not in boxes.DIFFUSE
+            before = boxes.signature(canvas) if located else None
+            DRAWS.get(inst.finding)(canvas, anat, inst, rng)
+            if before is not None:
+                change = boxes.draw_change(before, canvas)
+                masks[inst.finding] = masks[inst.finding] | change if inst.finding in masks else change
+    return masks
 
 
 def render_case(
@@ -743,32 +778,41 @@ def render_case(
     size: int = 256,
     patient_seed: int | Iterable[int] | None = None,
     strength: float | None = None,
+    acquisition_seed: int | Iterable[int] | None = None,
+    projection: str | None = None,
+    sign_scale: float = 1.0,
 ) -> Phantom:
     """Render one frontal radiograph showing ``findings`` (class names of the cxrlt2026 space; empty = normal).
 
     Args:
         findings: the findings to draw ("Normal" alone, or nothing, gives a normal chest).
-        seed: the image's random stream (an int, a sequence of ints for ``numpy.random.default_rng``, or a Generator).
+        seed: the case's random stream (an int, a sequence of ints for ``numpy.random.default_rng``, or a Generator):
+            breath-hold, signs, vessels, and (without ``acquisition_seed``) the acquisition too.
         size: output height and width in pixels.
         patient_seed: when given, the body habitus comes from this stream, so images of one patient look alike.
         strength: fix every sign's strength in [0, 1] (the gallery uses 1); random per instance when ``None``.
+        acquisition_seed: when given, exposure, positioning and noise come from this stream: films of one study share
+            ``seed`` (the same chest and signs) and differ here (repeat acquisitions).
+        projection: "PA" or "AP" (AP magnifies the heart by 12 %); drawn at random when ``None``.
+        sign_scale: multiplies every sign's strength (a detector that shows signs fainter).
     """
     if size < 32:
         raise InputError(f"image size {size} is too small for a phantom radiograph (need at least 32 px)")
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     body_rng = np.random.default_rng(patient_seed) if patient_seed is not None else rng
-    anat = sample_anatomy(body_rng)
+    anat = sample_anatomy(body_rng, projection)
     anat.dome_y = [y + rng.uniform(-0.012, 0.012) for y in anat.dome_y]  # breath-hold varies between films
     names = [name for name in findings if name != "Normal"]
-    instances = plan_findings(names, anat, rng, strength)
+    instances = plan_findings(names, anat, rng, strength, sign_scale)
     canvas = Canvas(size)
-    draw_anatomy(canvas, anat, rng)
-    for inst in instances:
-        if inst.finding in DRAWS:
-            DRAWS.get(inst.finding)(canvas, anat, inst, rng)
-    image = expose(canvas, sample_acquisition(rng), rng, anat.bone_density)
+    masks = _draw_signs(canvas, anat, instances, rng)
+    acq_rng = rng if acquisition_seed is None else np.random.default_rng(acquisition_seed)
+    acquisition = sample_acquisition(acq_rng)
+    image = expose(canvas, acquisition, acq_rng, anat.bone_density)
+    matrix = pose_matrix(acquisition, size)
+    located = {name: box for name, mask in masks.items() if (box := boxes.film_box(mask, matrix)) is not None}
     top = (1 << BIT_DEPTH) - 1
-    return Phantom(np.round(image * top).astype(np.uint16), instances, anat)
+    return Phantom(np.round(image * top).astype(np.uint16), instances, anat, located)
 
 
 def render_phantom(

@@ -3,17 +3,21 @@
 Layout of ``out_dir``::
 
     images/demo_000000.png ...   16-bit grayscale PNG (12-bit values), one per image
-    train.csv, val.csv           ImageID, StudyDate_DICOM, PatientID + the 30 in-distribution classes (0/1)
-    test.csv                     ImageID
-    val_labels.csv               ImageID + all 36 classes (the 6 unseen included): for tuning zero-shot prompts
-    test_labels.csv              ImageID + all 36 classes: the hidden answers
+    train.csv, val.csv           ImageID, StudyDate_DICOM, PatientID, StudyID, PatientSex, PatientAge, Projection,
+                                 Site + the 30 in-distribution classes (0/1)
+    test.csv                     ImageID + the same metadata columns
+    val_labels.csv               ImageID + metadata + all 36 classes (the 6 unseen included): for tuning prompts
+    test_labels.csv              ImageID + metadata + all 36 classes: the hidden answers
+    boxes.csv                    ImageID, finding, x0, y0, x1, y1: where each (non-diffuse) sign was drawn, in pixels
+                                 of the saved PNG (``image[y0:y1, x0:x1]``; ``boxes`` module)
     reports.csv                  ImageID, report: train and val images, never mentioning an unseen finding (a val
                                  film's unseen findings are left out of its text): what a CLIP may train on
     heldout_reports.csv          ImageID, report: val and test images, full text (names unseen findings)
     dataset.json                 generator version, seed, sizes, label space, targets, counts, unseen per split
 
-Every image is rendered from its own random stream ``[seed, 3, row]`` (and its patient's ``[seed, 2, patient]``), so
-the files are byte-identical whatever the number of workers. The data set is built in a hidden folder beside
+Every image is rendered from its study's random stream ``[seed, 3, first row of the study]``, its own acquisition
+stream ``[seed, 5, row]`` and its patient's ``[seed, 2, patient]`` (``sampling.render_arguments``), so the files are
+byte-identical whatever the number of workers. The data set is built in a hidden folder beside
 ``out_dir`` and renamed into place at the end: an interrupted build never looks complete.
 """
 
@@ -38,54 +42,56 @@ from cxrlt_core.data.demo.sampling import (
     FLOOR,
     GAMMA,
     PATIENT_SHARE,
+    SITE_SIGN_SCALE,
+    SITES,
     SPLITS,
+    STUDY_SIZES,
     UNSEEN_RANGE,
     DemoCohort,
-    image_seed,
-    patient_seed,
     plan_cohort,
+    render_arguments,
     target_prevalence,
 )
 from cxrlt_core.errors import InputError
 from cxrlt_core.labels import CXRLT2026_UNSEEN as UNSEEN
 from cxrlt_core.labels import get_label_space
 
-GENERATOR_VERSION = "1.0"
+GENERATOR_VERSION = "2.0"
+META_COLUMNS = ("StudyID", "PatientSex", "PatientAge", "Projection", "Site")
+BOX_COLUMNS = ("ImageID", "finding", "x0", "y0", "x1", "y1")
 DEFAULT_SIZES = {"n_train": 2000, "n_val": 400, "n_test": 600}
 DEFAULT_IMAGE_SIZE = 256
 ProgressCallback = Callable[[int, int], None]
 
 
-def _render_one(task: tuple[int, tuple[str, ...], list[int], list[int], int, str]) -> tuple[int, str, str]:
-    """Render and save one image; returns its row, full report and report without unseen findings (a worker)."""
-    row, findings, seed, body_seed, size, path = task
-    rng = np.random.default_rng(seed)
-    phantom = render_case(findings, rng, size, patient_seed=body_seed)
+Task = tuple[int, dict, int, str]
+Rendered = tuple[int, str, str, list[tuple]]
+
+
+def _render_one(task: Task) -> Rendered:
+    """Render and save one image; returns its row, full report, report without unseen findings, and sign boxes."""
+    row, arguments, size, path = task
+    phantom = render_case(size=size, **arguments)
     if not cv2.imwrite(path, phantom.image):
         raise OSError(f"{path}: could not write PNG")
     projection = phantom.anatomy.projection
+    rng = np.random.default_rng(arguments["acquisition_seed"] + [1])  # the report's words: the film's own stream
     # both texts from the same stream state, so they differ only by the hidden findings
     state = rng.bit_generator.state
     full = write_report(phantom.instances, rng, projection)
     rng.bit_generator.state = state
     redacted = write_report(phantom.instances, rng, projection, hidden=UNSEEN)
-    return row, full, redacted
+    boxes = [(name, *box) for name, box in phantom.boxes.items()]
+    return row, full, redacted, boxes
 
 
 def _init_worker() -> None:
     cv2.setNumThreads(1)  # one process per core already; OpenCV's own threads would only contend
 
 
-def _tasks(cohort: DemoCohort, seed: int, size: int, image_dir: Path) -> list[tuple]:
+def _tasks(cohort: DemoCohort, seed: int, size: int, image_dir: Path) -> list[Task]:
     return [
-        (
-            row,
-            tuple(cohort.findings(row)),
-            image_seed(seed, row),
-            patient_seed(seed, int(cohort.patient_index[row])),
-            size,
-            str(image_dir / cohort.image_ids[row]),
-        )
+        (row, render_arguments(cohort, seed, row), size, str(image_dir / cohort.image_ids[row]))
         for row in range(len(cohort.image_ids))
     ]
 
@@ -97,8 +103,9 @@ def render_images(
     size: int,
     workers: int | None = None,
     progress: ProgressCallback | None = None,
-) -> tuple[list[str], list[str]]:
-    """Render every image of ``cohort`` into ``image_dir``; returns the full and redacted reports in row order.
+) -> tuple[list[str], list[str], list[list[tuple]]]:
+    """Render every image of ``cohort`` into ``image_dir``; returns the full and redacted reports and the sign boxes
+    ``(finding, x0, y0, x1, y1)`` of every image, in row order.
 
     ``workers`` processes (default: the CPU count) share the work; ``progress(done, total)`` is called as images
     finish, or a tqdm bar is shown when it is ``None``.
@@ -108,6 +115,7 @@ def render_images(
     workers = max(1, min(int(workers or os.cpu_count() or 1), total))
     reports: list[str] = [""] * total
     redacted: list[str] = [""] * total
+    boxes: list[list[tuple]] = [[] for _ in range(total)]
     bar = None
     if progress is None:
         from tqdm.auto import tqdm
@@ -120,20 +128,22 @@ def render_images(
     try:
         if workers == 1:
             for done, task in enumerate(tasks, 1):
-                row, reports[row], redacted[row] = _render_one(task)
+                row, reports[row], redacted[row], boxes[row] = _render_one(task)
                 progress(done, total)
         else:
             # spawn, not fork: callers (the dashboard) may hold threads that a forked child would inherit locked
             context = multiprocessing.get_context("spawn")
             with context.Pool(workers, initializer=_init_worker) as pool:
                 chunk = max(1, min(32, total // (workers * 8)))
-                for done, (row, full, short) in enumerate(pool.imap_unordered(_render_one, tasks, chunksize=chunk), 1):
-                    reports[row], redacted[row] = full, short
+                for done, (row, full, short, drawn) in enumerate(
+                    pool.imap_unordered(_render_one, tasks, chunksize=chunk), 1
+                ):
+                    reports[row], redacted[row], boxes[row] = full, short, drawn
                     progress(done, total)
     finally:
         if bar is not None:
             bar.close()
-    return reports, redacted
+    return reports, redacted, boxes
 
 
 def _config(n_train: int, n_val: int, n_test: int, image_size: int, seed: int) -> dict:
@@ -145,11 +155,36 @@ def _config(n_train: int, n_val: int, n_test: int, image_size: int, seed: int) -
     }
 
 
-def _write_tables(cohort: DemoCohort, reports: list[str], redacted: list[str], folder: Path) -> dict:
+def _metadata_table(cohort: DemoCohort) -> pd.DataFrame:
+    """ImageID, StudyDate_DICOM, PatientID and the ``META_COLUMNS`` of every image, in row order."""
+    return pd.DataFrame(
+        {
+            "ImageID": np.array(cohort.image_ids, dtype=object),
+            "StudyDate_DICOM": cohort.study_dates,
+            "PatientID": cohort.patient_ids,
+            "StudyID": cohort.study_ids,
+            "PatientSex": cohort.sex,
+            "PatientAge": cohort.age,
+            "Projection": cohort.projection,
+            "Site": cohort.site,
+        }
+    )
+
+
+def _box_table(cohort: DemoCohort, boxes: list[list[tuple]]) -> pd.DataFrame:
+    """One row per image and located sign: ``BOX_COLUMNS``."""
+    rows = [(cohort.image_ids[row], *box) for row, drawn in enumerate(boxes) for box in drawn]
+    return pd.DataFrame(rows, columns=list(BOX_COLUMNS)).astype({c: np.int64 for c in BOX_COLUMNS[2:]})
+
+
+def _write_tables(
+    cohort: DemoCohort, reports: list[str], redacted: list[str], boxes: list[list[tuple]], folder: Path
+) -> dict:
     space = get_label_space("cxrlt2026")
     ids = np.array(cohort.image_ids, dtype=object)
     labels = pd.DataFrame(cohort.labels.astype(np.int64), columns=list(space.classes))
-    meta = pd.DataFrame({"ImageID": ids, "StudyDate_DICOM": cohort.study_dates, "PatientID": cohort.patient_ids})
+    meta = _metadata_table(cohort)
+    per_image = ["ImageID", *META_COLUMNS]
     report_table = pd.DataFrame({"ImageID": ids, "report": reports})
     trainable = pd.DataFrame({"ImageID": ids, "report": redacted})
     files: dict[str, str] = {}
@@ -163,17 +198,19 @@ def _write_tables(cohort: DemoCohort, reports: list[str], redacted: list[str], f
         save(
             f"{split}.csv",
             pd.concat([meta.iloc[rows], labels.iloc[rows][list(space.in_distribution)]], axis=1),
-            f"{split} labels: ImageID, StudyDate_DICOM, PatientID + the {len(space.in_distribution)} classes",
+            f"{split} labels: ImageID, StudyDate_DICOM, PatientID, {', '.join(META_COLUMNS)} "
+            f"+ the {len(space.in_distribution)} classes",
         )
     test = cohort.split("test")
-    save("test.csv", meta.iloc[test][["ImageID"]], "test images (ImageID only)")
+    save("test.csv", meta.iloc[test][per_image], f"test images: ImageID, {', '.join(META_COLUMNS)}")
     for split in ("val", "test"):
         rows = cohort.split(split)
         save(
             f"{split}_labels.csv",
-            pd.concat([meta.iloc[rows][["ImageID"]], labels.iloc[rows]], axis=1),
-            f"{split} answers: ImageID + all {space.num_classes} classes, unseen included",
+            pd.concat([meta.iloc[rows][per_image], labels.iloc[rows]], axis=1),
+            f"{split} answers: ImageID, metadata + all {space.num_classes} classes, unseen included",
         )
+    save("boxes.csv", _box_table(cohort, boxes), "ImageID, finding, x0, y0, x1, y1: where each sign was drawn (px)")
     train_val = np.concatenate([cohort.split("train"), cohort.split("val")])
     assert_no_unseen_words(trainable["report"].iloc[train_val], space.unseen)
     save("reports.csv", trainable.iloc[train_val], "train and val reports; never mention the unseen findings")
@@ -210,7 +247,16 @@ def _summary(cohort: DemoCohort, files: dict, config: dict) -> dict:
             "gamma": GAMMA,
             "unseen_range": list(UNSEEN_RANGE),
             "patient_share": PATIENT_SHARE,
+            "study_sizes": {str(k): v for k, v in STUDY_SIZES.items()},
+            "sites": SITES,
         },
+        "subgroup_effect": {
+            "column": "Site",
+            "sign_scale": SITE_SIGN_SCALE,
+            "rule": f"every sign on a site_C film is drawn at {SITE_SIGN_SCALE['site_C']} of its strength "
+            "(fainter, smaller)",
+        },
+        "studies": {split: len(set(cohort.study_index[cohort.split(split)].tolist())) for split in SPLITS},
         "normal_rule": "Normal = 1 exactly when no finding (in-distribution or unseen) is drawn",
         "attributes": {key: list(values) for key, values in ATTRIBUTES.items()},
         "signs": {
@@ -281,8 +327,10 @@ def generate_demo_dataset(
     shutil.rmtree(building, ignore_errors=True)
     (building / "images").mkdir(parents=True)
     try:
-        reports, redacted = render_images(cohort, building / "images", int(seed), int(image_size), workers, progress)
-        files = _write_tables(cohort, reports, redacted, building)
+        reports, redacted, boxes = render_images(
+            cohort, building / "images", int(seed), int(image_size), workers, progress
+        )
+        files = _write_tables(cohort, reports, redacted, boxes, building)
         files["images/"] = f"{len(cohort.image_ids)} 16-bit grayscale PNGs"
         write_json(building / "dataset.json", _summary(cohort, files, config))
         if out.exists():

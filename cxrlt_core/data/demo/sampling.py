@@ -23,8 +23,17 @@ Within each split, class ``c`` is positive on exactly ``round(p'_c n)`` images: 
 PadChest are enforced: a central venous catheter is a support device (``IMPLIES``), and hypoexpansion and a
 hyperinflated lung never co-occur (``MUTUALLY_EXCLUSIVE``).
 
-Patients have a geometric number of frontal films (mean as in PadChest, at most ``MAX_IMAGES_PER_PATIENT``);
-splits are made of whole patients.
+Patients, studies, films. A patient has a geometric number of studies (mean as PadChest's films per patient, at
+most ``MAX_STUDIES_PER_PATIENT``), on distinct, increasing dates; a study has 1, 2 or 3 films (``STUDY_SIZES``):
+repeat acquisitions of the same chest and signs with other positioning, exposure, noise and possibly another
+projection. Labels are sampled per study (the exact counts above are counts of studies; the films of a study share
+its labels), so image-level prevalence matches the targets on average. Splits are made of whole patients.
+
+Metadata (stream ``STREAM_META``): every patient has a sex (M/F, even odds), an age at the first study (normal, mean
+60, s.d. 17, clipped to 18-95; older by whole years at later studies) and a site (``SITES``); every film a projection
+(AP with probability ``AP_SHARE``, else PA; an AP film magnifies the heart by 12 %). One subgroup effect is
+deliberate: ``site_C``'s detector shows every sign at ``SITE_SIGN_SCALE["site_C"]`` of its strength (fainter and
+smaller), so a model is measurably worse on site_C films and a subgroup audit has something real to find.
 """
 
 from __future__ import annotations
@@ -45,7 +54,11 @@ FLOOR = 0.0075
 GAMMA = 0.75
 UNSEEN_RANGE = (0.03, 0.06)
 PATIENT_SHARE = 0.5
-MAX_IMAGES_PER_PATIENT = 6
+MAX_STUDIES_PER_PATIENT = 6
+STUDY_SIZES = {1: 0.75, 2: 0.17, 3: 0.08}  # films per study: repeat acquisitions
+SITES = {"site_A": 0.45, "site_B": 0.35, "site_C": 0.2}
+SITE_SIGN_SCALE = {"site_A": 1.0, "site_B": 1.0, "site_C": 0.55}
+AP_SHARE = 0.25
 IMPLIES = {"central venous catheter": "Support Devices"}
 MUTUALLY_EXCLUSIVE = (("hyperinflated lung", "hypoexpansion"),)
 SPLITS = ("train", "val", "test")
@@ -53,7 +66,7 @@ FIRST_DATE = dt.date(2009, 1, 1)
 DATE_SPAN_DAYS = 9 * 365
 
 # independent random streams derived from the data set seed (numpy SeedSequence entropy = [seed, stream, index])
-STREAM_LABELS, STREAM_PATIENT, STREAM_IMAGE = 1, 2, 3
+STREAM_LABELS, STREAM_PATIENT, STREAM_IMAGE, STREAM_META, STREAM_ACQUISITION = 1, 2, 3, 4, 5
 
 
 @functools.lru_cache(maxsize=1)
@@ -100,6 +113,12 @@ class DemoCohort:
     study_dates: np.ndarray  # (n,) int YYYYMMDD
     splits: np.ndarray  # (n,) str: train / val / test
     labels: np.ndarray  # (n, len(classes)) uint8, every class including Normal and the unseen ones
+    study_index: np.ndarray  # (n,) int: which study (films of one study share chest, signs and labels)
+    study_ids: list[str]
+    sex: np.ndarray  # (n,) str M / F
+    age: np.ndarray  # (n,) int years at the study
+    projection: np.ndarray  # (n,) str PA / AP
+    site: np.ndarray  # (n,) str site_A / site_B / site_C
 
     def split(self, name: str) -> np.ndarray:
         """Row indices of split ``name``."""
@@ -110,20 +129,28 @@ class DemoCohort:
         return [c for c, y in zip(self.classes, self.labels[row]) if y and c != "Normal"]
 
 
-def _patients(sizes: dict[str, int], rng: np.random.Generator, mean: float) -> tuple[np.ndarray, np.ndarray]:
-    """Split label and patient index of every image; each patient's films all land in one split."""
+def _patients(
+    sizes: dict[str, int], rng: np.random.Generator, mean: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Split, patient index and study index of every image; each patient's studies all land in one split."""
     p = min(1.0, 1.0 / max(mean, 1.0))
-    split_of, patient_of = [], []
-    patient = 0
+    study_sizes, study_odds = list(STUDY_SIZES), list(STUDY_SIZES.values())
+    split_of, patient_of, study_of = [], [], []
+    patient = study = 0
     for name in SPLITS:
         remaining = sizes[name]
         while remaining > 0:
-            count = int(min(rng.geometric(p), MAX_IMAGES_PER_PATIENT, remaining))
-            split_of += [name] * count
-            patient_of += [patient] * count
+            for _ in range(int(min(rng.geometric(p), MAX_STUDIES_PER_PATIENT))):
+                count = int(min(rng.choice(study_sizes, p=study_odds), remaining))
+                split_of += [name] * count
+                patient_of += [patient] * count
+                study_of += [study] * count
+                study += 1
+                remaining -= count
+                if remaining == 0:
+                    break
             patient += 1
-            remaining -= count
-    return np.array(split_of, dtype=object), np.array(patient_of, dtype=np.int64)
+    return np.array(split_of, dtype=object), np.array(patient_of, dtype=np.int64), np.array(study_of, dtype=np.int64)
 
 
 def _processing_order(targets: dict[str, float]) -> list[str]:
@@ -161,7 +188,7 @@ def _assign(z: np.ndarray, names: list[str], counts: dict[str, int]) -> np.ndarr
     return labels
 
 
-def _patient_ids(count: int, rng: np.random.Generator) -> list[str]:
+def _numeric_ids(count: int, rng: np.random.Generator) -> list[str]:
     """Distinct 20-digit numeric strings: like PadChest's, they must be read as text (as floats they collide)."""
     ids: list[str] = []
     seen: set[str] = set()
@@ -174,32 +201,13 @@ def _patient_ids(count: int, rng: np.random.Generator) -> list[str]:
     return ids
 
 
-def plan_cohort(n_train: int, n_val: int, n_test: int, seed: int = 0, space: LabelSpace | None = None) -> DemoCohort:
-    """Sample the patients, splits, dates and labels of a demo data set (no images; cheap, deterministic)."""
-    sizes = {"train": n_train, "val": n_val, "test": n_test}
-    for name, value in sizes.items():
-        if int(value) != value or value < 0:
-            raise InputError(f"n_{name} must be a whole number >= 0, got {value!r}")
-    if n_train + n_val + n_test == 0:
-        raise InputError("the demo data set needs at least one image")
-    space = space or get_label_space("cxrlt2026")
-    stats = load_stats()
-    rng = np.random.default_rng([seed, STREAM_LABELS])
-    splits, patient_of = _patients(sizes, rng, stats["images_per_patient_mean"])
-    n_images, n_patients = len(splits), int(patient_of.max()) + 1
-
-    latent_names = list(stats["latent_classes"])
-    correlation = np.asarray(stats["latent_correlation"], dtype=float)
-    factor = np.linalg.cholesky(correlation + 1e-9 * np.eye(len(correlation)))
-    z_patient = rng.standard_normal((n_patients, len(latent_names))) @ factor.T
-    z_image = rng.standard_normal((n_images, len(latent_names))) @ factor.T
-    z = np.sqrt(PATIENT_SHARE) * z_patient[patient_of] + np.sqrt(1 - PATIENT_SHARE) * z_image
-
+def _study_labels(study_split: np.ndarray, z: np.ndarray, latent_names: list[str], space: LabelSpace) -> np.ndarray:
+    """Exact-count labels of every study (rows of ``z``), split by split; Normal when no finding is drawn."""
     targets = target_prevalence(space)
-    labels = np.zeros((n_images, len(space.classes)), dtype=np.uint8)
+    labels = np.zeros((len(z), len(space.classes)), dtype=np.uint8)
     order = [space.classes.index(c) for c in latent_names]
     for name in SPLITS:
-        rows = np.flatnonzero(splits == name)
+        rows = np.flatnonzero(study_split == name)
         if not len(rows):
             continue
         counts = {
@@ -210,23 +218,98 @@ def plan_cohort(n_train: int, n_val: int, n_test: int, seed: int = 0, space: Lab
     if space.normal is not None:
         findings = [i for i, c in enumerate(space.classes) if c != space.normal]
         labels[:, space.classes.index(space.normal)] = labels[:, findings].max(axis=1) == 0
+    return labels
 
+
+def _study_dates(patient_of_study: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Distinct, increasing study dates per patient (days since ``FIRST_DATE``)."""
+    n_patients = int(patient_of_study.max()) + 1 if len(patient_of_study) else 0
     start_days = rng.integers(0, DATE_SPAN_DAYS, n_patients)
-    dates, previous = [], {}
-    for patient in patient_of:
+    days, previous = [], {}
+    for patient in patient_of_study:
         day = previous.get(patient, start_days[patient] - 1) + int(rng.integers(1, 400))
         previous[patient] = day
-        dates.append(int((FIRST_DATE + dt.timedelta(days=int(day))).strftime("%Y%m%d")))
-    patient_ids = _patient_ids(n_patients, rng)
+        days.append(day)
+    return np.array(days, dtype=np.int64)
+
+
+def _metadata(patient_of: np.ndarray, days: np.ndarray, seed: int) -> dict[str, np.ndarray]:
+    """Sex, age at the film, site (per patient) and projection (per film): module docstring, stream STREAM_META."""
+    rng = np.random.default_rng([seed, STREAM_META])
+    n_patients = int(patient_of.max()) + 1
+    sex = rng.choice(np.array(["M", "F"], dtype=object), n_patients)
+    first_age = np.clip(np.round(rng.normal(60.0, 17.0, n_patients)), 18, 95).astype(np.int64)
+    site = rng.choice(np.array(list(SITES), dtype=object), n_patients, p=list(SITES.values()))
+    projection = np.where(rng.random(len(patient_of)) < AP_SHARE, "AP", "PA").astype(object)
+    first_day = {}
+    for patient, day in zip(patient_of, days):
+        first_day.setdefault(patient, day)
+    years = np.array([(day - first_day[p]) // 365 for p, day in zip(patient_of, days)], dtype=np.int64)
+    return {
+        "sex": sex[patient_of],
+        "age": first_age[patient_of] + years,
+        "site": site[patient_of],
+        "projection": projection,
+    }
+
+
+def plan_cohort(n_train: int, n_val: int, n_test: int, seed: int = 0, space: LabelSpace | None = None) -> DemoCohort:
+    """Sample the patients, studies, splits, dates, metadata and labels of a demo data set (no images; cheap)."""
+    sizes = {"train": n_train, "val": n_val, "test": n_test}
+    for name, value in sizes.items():
+        if int(value) != value or value < 0:
+            raise InputError(f"n_{name} must be a whole number >= 0, got {value!r}")
+    if n_train + n_val + n_test == 0:
+        raise InputError("the demo data set needs at least one image")
+    space = space or get_label_space("cxrlt2026")
+    stats = load_stats()
+    rng = np.random.default_rng([seed, STREAM_LABELS])
+    splits, patient_of, study_of = _patients(sizes, rng, stats["images_per_patient_mean"])
+    n_patients, n_studies = int(patient_of.max()) + 1, int(study_of.max()) + 1
+    first_row = np.searchsorted(study_of, np.arange(n_studies))  # studies are numbered in row order
+    patient_of_study, study_split = patient_of[first_row], splits[first_row]
+
+    latent_names = list(stats["latent_classes"])
+    correlation = np.asarray(stats["latent_correlation"], dtype=float)
+    factor = np.linalg.cholesky(correlation + 1e-9 * np.eye(len(correlation)))
+    z_patient = rng.standard_normal((n_patients, len(latent_names))) @ factor.T
+    z_study = rng.standard_normal((n_studies, len(latent_names))) @ factor.T
+    z = np.sqrt(PATIENT_SHARE) * z_patient[patient_of_study] + np.sqrt(1 - PATIENT_SHARE) * z_study
+    labels = _study_labels(study_split, z, latent_names, space)[study_of]
+
+    days = _study_dates(patient_of_study, rng)[study_of]
+    dates = [int((FIRST_DATE + dt.timedelta(days=int(day))).strftime("%Y%m%d")) for day in days]
+    patient_ids = _numeric_ids(n_patients, rng)
+    study_ids = _numeric_ids(n_studies, np.random.default_rng([seed, STREAM_META, 1]))
+    meta = _metadata(patient_of, days, seed)
     return DemoCohort(
         classes=space.classes,
-        image_ids=[f"demo_{i:06d}.png" for i in range(n_images)],
+        image_ids=[f"demo_{i:06d}.png" for i in range(len(splits))],
         patient_ids=[patient_ids[p] for p in patient_of],
         patient_index=patient_of,
         study_dates=np.array(dates, dtype=np.int64),
         splits=splits,
         labels=labels,
+        study_index=study_of,
+        study_ids=[study_ids[k] for k in study_of],
+        **meta,
     )
+
+
+def render_arguments(cohort: DemoCohort, seed: int, row: int) -> dict:
+    """Keyword arguments of ``draw.render_case`` for image ``row``: the films of a study share the case stream (chest,
+    signs) and the patient stream (habitus); each film has its own acquisition stream, projection, and the sign scale
+    of its site."""
+    study = int(cohort.study_index[row])
+    first = int(np.searchsorted(cohort.study_index, study))  # the study's first film
+    return {
+        "findings": tuple(cohort.findings(row)),
+        "seed": image_seed(seed, first),
+        "patient_seed": patient_seed(seed, int(cohort.patient_index[row])),
+        "acquisition_seed": [seed, STREAM_ACQUISITION, row],
+        "projection": str(cohort.projection[row]),
+        "sign_scale": SITE_SIGN_SCALE[str(cohort.site[row])],
+    }
 
 
 def image_seed(seed: int, row: int) -> list[int]:
