@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from cxrlt_core.capsule.export import export_capsule
 from cxrlt_core.errors import CxrltError
 from cxrlt_core.export import export_task1, export_task2
 from cxrlt_core.inference.gating import GATING_FORMS
@@ -39,6 +40,12 @@ def _show(result) -> None:
     st.download_button(
         "Download the submission CSV", result.submission.read_bytes(), result.submission.name, "text/csv"
     )
+    if not result.problems:
+        try:
+            capsule = export_capsule(workspace, result.predictions, result.submission, test_csv)
+            st.caption(f"Reproduction capsule: `{capsule.path}` (re-check: `cxrlt capsule check {capsule.path}`)")
+        except CxrltError as exc:
+            st.warning(f"No reproduction capsule: {exc}")
 
 
 with task1:

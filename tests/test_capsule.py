@@ -206,3 +206,25 @@ def test_capsule_changed_inside_is_named(world: Path, tmp_path: Path):
     recipe.write_text(recipe.read_text() + "# edited\n")
     statuses = _statuses(check_capsule(capsule))
     assert statuses[f"capsule file {recipe}"] == DIFFERS
+
+
+def test_export_makes_a_capsule_next_to_the_submission(world: Path):
+    from cxrlt_core.capsule.export import export_capsule
+    from cxrlt_core.export import export_task1
+    from cxrlt_core.workspace import Workspace
+
+    workspace = Workspace.open(world)
+    test_csv = world / "datasets" / "demo" / "test.csv"
+    result = export_task1(workspace, ["r1"], test_csv, "sub1", tta="flip", gating_alpha=0.0)
+    assert result.problems == []
+    capsule = export_capsule(workspace, result.predictions, result.submission, test_csv)
+    assert capsule.path == world / "exports" / "sub1.capsule"
+    manifest = json.loads((capsule.path / MANIFEST_FILE).read_text())
+    assert manifest["extra_files"][0]["sha256"] == sha256_file(result.submission)
+    assert manifest["train_labels"]["path"] == str((world / "datasets" / "demo" / "train.csv").resolve())
+    assert "mAP[head]" in manifest["figures"]
+    assert check_capsule(capsule.path, rerun_inference=True).reproduced
+    result.submission.write_text(result.submission.read_text().replace("0.", "0.9", 1))
+    statuses = _statuses(check_capsule(capsule.path))
+    assert statuses[f"capsule file {capsule.path / 'files' / 'sub1.csv'}"] == REPRODUCED
+    assert [k for k, v in statuses.items() if v != REPRODUCED] == [f"packed file {result.submission.resolve()}"]

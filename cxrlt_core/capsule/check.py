@@ -137,6 +137,7 @@ def file_items(folder: Path, manifest: Mapping[str, Any], labels: Path | None) -
             items.append(_file_item("checkpoint sidecar", entry["sidecar"]))
     if manifest.get("calibration"):
         items.append(_file_item("calibration file", manifest["calibration"]))
+    items += [_file_item("packed file", entry) for entry in manifest.get("extra_files", [])]
     return items
 
 
@@ -245,8 +246,10 @@ def rerun_items(manifest: Mapping[str, Any], pred: Any, root: Path, labels: Path
     missing = [e["path"] for e in manifest.get("checkpoints", []) if not Path(e["path"]).is_file()]
     if not root.is_dir():
         missing.append(f"image folder {root}")
-    if missing:
-        why = "missing: " + ", ".join(missing)
+    why = "missing: " + ", ".join(missing) if missing else ""
+    if not manifest.get("checkpoints"):
+        why = "the predictions name no cxrlt checkpoint (zero-shot scores are re-checked by re-scoring only)"
+    if why:
         return [CheckItem("re-run", "predictions", UNCHECKED, why), *figure_items(reported, None, 0, "re-run", why)]
     with tempfile.TemporaryDirectory(prefix="cxrlt-rerun-") as tmp:
         out = Path(tmp) / "rerun.parquet"

@@ -69,7 +69,9 @@ def _checkpoints(provenance: Mapping[str, Any], folder: Path) -> tuple[list[dict
     """Digests of each checkpoint and its sidecar (copied), and the resolved recipe of its run (copied)."""
     entries, recipes = [], []
     for i, model in enumerate(provenance.get("models") or []):
-        path = Path(str(model.get("checkpoint", "")))
+        if not isinstance(model, Mapping) or not model.get("checkpoint"):
+            continue  # e.g. a zero-shot model: named by its spec in the provenance, not a cxrlt checkpoint
+        path = Path(str(model["checkpoint"]))
         if not path.is_file():
             raise InputError(f"checkpoint {path} of the predictions is not found")
         entry: dict[str, Any] = _file_entry(path)
