@@ -16,8 +16,9 @@ import pandas as pd
 
 from cxrlt_core.data.manifest import Manifest, read_manifest
 from cxrlt_core.labels import LabelSpace
-from cxrlt_core.metrics import compute_report
+from cxrlt_core.metrics import ReportInputs, compute_report_with_inputs
 from cxrlt_core.predictions import Predictions, align_to_labels, read_predictions
+from cxrlt_core.scorers import Scorer
 
 PathLike = str | os.PathLike[str]
 
@@ -32,6 +33,8 @@ class Evaluation:
     labels: np.ndarray
     classes: tuple[str, ...]
     notes: list[str]
+    patients: np.ndarray | None = None
+    inputs: ReportInputs | None = None
 
 
 def training_columns(train: Manifest, classes: tuple[str, ...]) -> tuple[np.ndarray, list[str]]:
@@ -55,8 +58,15 @@ def evaluate(
     bootstrap: int = 0,
     seed: int = 0,
     progress: Any = None,
+    resample: str = "auto",
+    scorer: Scorer | str | None = None,
+    class_thresholds: Mapping[str, float] | None = None,
 ) -> Evaluation:
-    """Align ``pred`` to ``labels`` and compute the challenge report (see ``metrics.compute_report``)."""
+    """Align ``pred`` to ``labels`` and compute the challenge report (see ``metrics.compute_report``).
+
+    The bootstrap resamples patients whenever ``labels`` has a patient column (``resample="image"`` to resample
+    images); ``scorer`` names a scorer variant (:mod:`cxrlt_core.scorers`).
+    """
     scores, y, classes = align_to_labels(pred, labels)
     notes = []
     unscored = [c for c in labels.classes if c not in classes]
@@ -67,7 +77,9 @@ def evaluate(
         train_matrix, absent = training_columns(train, classes)
         if absent:
             notes.append(f"no training column for {absent}: their prevalence counts as 0 (tail)")
-    report = compute_report(
+    if bootstrap and labels.patients is None and resample != "image":
+        notes.append(f"{labels.name} has no patient column: the bootstrap resamples images, not patients")
+    report, inputs = compute_report_with_inputs(
         y,
         scores,
         list(classes),
@@ -77,8 +89,12 @@ def evaluate(
         bootstrap=bootstrap,
         seed=seed,
         progress=progress,
+        patients=labels.patients,
+        resample=resample,
+        scorer=scorer,
+        class_thresholds=class_thresholds,
     )
-    return Evaluation(report, np.asarray(labels.ids), scores, y, classes, notes)
+    return Evaluation(report, np.asarray(labels.ids), scores, y, classes, notes, labels.patients, inputs)
 
 
 def evaluate_files(

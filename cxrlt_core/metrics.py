@@ -22,23 +22,33 @@ Choices the official scoring code (not public) leaves open; docs/method.md "Metr
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
+from cxrlt_core.bootstrap import (
+    FIGURES,
+    BootstrapSamples,
+    ResampleDesign,
+    bootstrap_figures,
+    cluster_draws,
+    nan_mean,
+    resample_design,
+)
+from cxrlt_core.bootstrap import percentile_interval as _percentile_interval
 from cxrlt_core.errors import InputError
-from cxrlt_core.labels import BUCKETS, assign_buckets
+from cxrlt_core.labels import BUCKETS, assign_buckets, prevalence
+from cxrlt_core.scorers import Scorer, get_scorer, macro_figures
+from cxrlt_core.scorers import class_thresholds as scorer_thresholds
 
 ECE_BINS = 15
 DEFAULT_THRESHOLD = 0.5
 DEFAULT_BOOTSTRAP_RESAMPLES = 200
 CI_LEVEL = 0.95
 
-# Memory for one block of bootstrap draw counts (resamples x images).
-_BOOTSTRAP_BLOCK_BYTES = 64 << 20
+_BOOTSTRAP_BLOCK = 128  # resamples per progress step (cxrlt_core.bootstrap._BLOCK_RESAMPLES)
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -424,8 +434,12 @@ def _check_threshold(threshold: float) -> float:
     return value
 
 
-def _per_class_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float, n_bins: int) -> ClassMetrics:
+def _per_class_metrics(
+    labels: np.ndarray, scores: np.ndarray, threshold: float | np.ndarray, n_bins: int
+) -> ClassMetrics:
+    """Per-class figures; ``threshold`` is one F1 threshold or one per class."""
     n_classes = labels.shape[1]
+    thresholds = np.broadcast_to(np.asarray(threshold, dtype=np.float64), (n_classes,))
     ap, auc, f1, ece = (np.full(n_classes, np.nan) for _ in range(4))
     n_pos = np.zeros(n_classes, dtype=np.int64)
     n_neg = np.zeros(n_classes, dtype=np.int64)
@@ -436,7 +450,7 @@ def _per_class_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float,
         if sorted_column.n == 0:
             continue
         ap[c], auc[c] = _ranking_figures(sorted_column)
-        f1[c] = _f1(sorted_column, threshold)
+        f1[c] = _f1(sorted_column, float(thresholds[c]))
         bins[c] = _bin_sums(sorted_column, n_bins)
         ece[c] = _ece_from_bins(bins[c])
     return ClassMetrics(ap, auc, f1, ece, n_pos, n_neg, bins)
@@ -446,61 +460,12 @@ def _per_class_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float,
 
 
 def bootstrap_indices(n: int, n_resamples: int, seed: int = 0) -> Iterator[np.ndarray]:
-    """The rows of each bootstrap resample: ``n`` draws with replacement, one ``rng.integers`` call per resample.
+    """The rows of each image-level bootstrap resample: ``n`` draws with replacement, one ``rng.integers`` call each.
 
-    ``rng = np.random.default_rng(seed)``; resample ``b`` is the ``b``-th call, so any code can replay them.
+    ``rng = np.random.default_rng(seed)``; resample ``b`` is the ``b``-th call, so any code can replay them
+    (``cxrlt_core.bootstrap.cluster_draws`` with every image its own cluster).
     """
-    rng = np.random.default_rng(seed)
-    for _ in range(n_resamples):
-        yield rng.integers(0, n, size=n)
-
-
-@dataclass(frozen=True)
-class _BootstrapPlan:
-    """One class's structure, reused by every resample.
-
-    Segment ``k`` holds the images scored in ``[v_k, v_k+1)``, where ``v_0 < v_1 < ...`` are the distinct scores of
-    the positives (so each segment starts with a tie group holding positives); ``segment_of_row`` gives each image's
-    segment, or ``n_segments`` for images below ``v_0`` or with an unknown label, which never count. ``pos_rows`` are
-    the positive images by ascending score and ``pos_starts`` where each segment's positives begin among them.
-    """
-
-    segment_of_row: np.ndarray
-    n_segments: int
-    pos_rows: np.ndarray
-    pos_starts: np.ndarray
-
-
-def _bootstrap_plan(labels_col: np.ndarray, scores_col: np.ndarray) -> _BootstrapPlan | None:
-    pos_rows = np.flatnonzero(labels_col == 1)
-    if pos_rows.size == 0:
-        return None
-    pos_rows = pos_rows[np.argsort(scores_col[pos_rows], kind="stable")]
-    thresholds, pos_starts = np.unique(scores_col[pos_rows], return_index=True)
-    segment_of_row = np.searchsorted(thresholds, scores_col, side="right") - 1
-    segment_of_row[(segment_of_row < 0) | np.isnan(labels_col)] = thresholds.size
-    return _BootstrapPlan(segment_of_row.astype(np.intp, copy=False), int(thresholds.size), pos_rows, pos_starts)
-
-
-def _weighted_ap(plan: _BootstrapPlan, weights: np.ndarray) -> float:
-    """AP of one class on one resample given as per-image draw counts ``weights`` (integers).
-
-    A resample is the original rows weighted by how often each was drawn, so its AP is the weighted step integral on
-    the original order: AP = sum_k w_pos_k (TP_k / PP_k) / TP_0, with TP_k and PP_k suffix sums of the segment
-    totals (one ``bincount`` over the images, no re-sorting). NaN when no positive was drawn.
-    """
-    seg_total = np.bincount(plan.segment_of_row, weights=weights, minlength=plan.n_segments + 1)[: plan.n_segments]
-    seg_pos = np.add.reduceat(weights[plan.pos_rows].astype(np.float64), plan.pos_starts)
-    # Suffix sums as total - exclusive prefix: exact, since the sums are integers held in float64.
-    predicted = np.cumsum(seg_total)
-    predicted = (predicted[-1] + seg_total) - predicted
-    true_pos = np.cumsum(seg_pos)
-    total_pos = true_pos[-1]
-    if total_pos == 0:
-        return math.nan
-    true_pos = (total_pos + seg_pos) - true_pos
-    # Where nothing at or above a segment was drawn, its seg_pos is 0 too: max(., 1) keeps that term 0, not 0/0.
-    return float(np.dot(seg_pos, true_pos / np.maximum(predicted, 1.0)) / total_pos)
+    return cluster_draws(n, n_resamples, seed)
 
 
 def bootstrap_average_precision(
@@ -510,40 +475,33 @@ def bootstrap_average_precision(
     seed: int = 0,
     class_names: Sequence[str] | None = None,
     progress: ProgressCallback | bool | None = None,
+    patients: Sequence[object] | np.ndarray | None = None,
 ) -> np.ndarray:
-    """(n_resamples, C) AP of every class on image-level bootstrap resamples (:func:`bootstrap_indices`).
-
-    Equal to ``average_precision_score`` on ``labels[idx]``, ``scores[idx]`` (unknown rows dropped per class) for each
-    resample's ``idx``, without re-sorting. NaN where a resample holds no positive of a class.
-    ``progress`` is a ``(done, total)`` callback, or ``True`` for a tqdm bar.
-    """
+    """(n_resamples, C) AP of every class on bootstrap resamples: of images (:func:`bootstrap_indices`), or of
+    patients when ``patients`` is given. Equal to ``average_precision_score`` on each replayed resample's known
+    rows; NaN where a resample holds no positive of a class."""
     labels, scores, _ = check_inputs(labels, scores, class_names)
-    if n_resamples < 1:
-        raise InputError(f"number of bootstrap resamples must be at least 1, got {n_resamples}")
-    n, n_classes = labels.shape
-    plans = [_bootstrap_plan(labels[:, c], scores[:, c]) for c in range(n_classes)]
-    result = np.full((n_resamples, n_classes), np.nan)
-    # Draw counts never exceed n, so uint16 holds them whenever n does: less memory traffic than float64.
-    count_dtype = np.uint16 if n <= np.iinfo(np.uint16).max else np.uint32
-    block = max(1, min(n_resamples, _BOOTSTRAP_BLOCK_BYTES // (np.dtype(count_dtype).itemsize * n)))
-    n_blocks = -(-n_resamples // block)
-    report, close = _progress_reporter(progress, n_blocks * n_classes, "bootstrap")
-    draws = bootstrap_indices(n, n_resamples, seed)
+    design = resample_design(labels.shape[0], patients)
+    return _run_bootstrap(labels, scores, design, n_resamples, seed, DEFAULT_THRESHOLD, ECE_BINS, progress).ap
+
+
+def _run_bootstrap(
+    labels: np.ndarray,
+    scores: np.ndarray,
+    design: ResampleDesign,
+    n_resamples: int,
+    seed: int,
+    thresholds: float | np.ndarray,
+    n_bins: int,
+    progress: ProgressCallback | bool | None,
+) -> BootstrapSamples:
+    n_blocks = -(-n_resamples // _BOOTSTRAP_BLOCK) if n_resamples > 0 else 1
+    report, close = _progress_reporter(progress, n_blocks, f"bootstrap ({design.unit}s)")
     try:
-        for block_index, first in enumerate(range(0, n_resamples, block)):
-            width = min(block, n_resamples - first)
-            counts = np.empty((width, n), dtype=count_dtype)
-            for j in range(width):
-                counts[j] = np.bincount(next(draws), minlength=n)
-            # Class-major order keeps one class's segment map in cache while its resamples stream past.
-            for c, plan in enumerate(plans):
-                if plan is not None:
-                    for j in range(width):
-                        result[first + j, c] = _weighted_ap(plan, counts[j])
-                report(block_index * n_classes + c + 1)
+        return bootstrap_figures(labels, scores, design, n_resamples, seed, thresholds, n_bins,
+                                 progress=lambda done, total: report(done))  # fmt: skip
     finally:
         close()
-    return result
 
 
 def _progress_reporter(
@@ -566,10 +524,7 @@ def _progress_reporter(
 
 def percentile_interval(samples: np.ndarray, level: float = CI_LEVEL) -> np.ndarray:
     """Percentile bootstrap interval along axis 0 (NaN samples ignored): (2, ...) lower and upper bounds."""
-    tail = 100.0 * (1.0 - level) / 2.0
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns give NaN bounds, which is the answer
-        return np.nanpercentile(samples, [tail, 100.0 - tail], axis=0)
+    return _percentile_interval(samples, level)
 
 
 # ------------------------------------------------------------------------------------------------------- report
@@ -583,6 +538,24 @@ def _py(value: float | int | np.floating | np.integer) -> float:
     return float(value)
 
 
+def _pair(interval: np.ndarray) -> list[float]:
+    return [_py(interval[0]), _py(interval[1])]
+
+
+@dataclass
+class ReportInputs:
+    """What a report was computed from, kept for paired comparisons and audits."""
+
+    labels: np.ndarray
+    scores: np.ndarray
+    names: list[str]
+    scorer: Scorer
+    thresholds: np.ndarray
+    has_pos: np.ndarray
+    bucket_of: dict[str, str] | None
+    samples: BootstrapSamples | None = None
+
+
 def compute_report(
     labels: object,
     scores: object,
@@ -593,82 +566,164 @@ def compute_report(
     bootstrap: int = 0,
     seed: int = 0,
     progress: ProgressCallback | bool | None = None,
+    patients: Sequence[object] | np.ndarray | None = None,
+    resample: str = "auto",
+    scorer: Scorer | str | None = None,
+    class_thresholds: Mapping[str, float] | np.ndarray | None = None,
 ) -> dict[str, object]:
     """The challenge's figures for one prediction matrix, as a JSON-ready dict (plain floats, NaN if undefined).
 
-    Keys: ``mAP``, ``mAUC``, ``mF1``, ``mECE`` (macro means, module docstring for who is included), ``pooled_ece``,
-    ``threshold``, ``n_images``, ``per_class`` (class -> ``ap``, ``auc``, ``f1``, ``ece``, ``n_pos``, ``n_neg``,
-    ``prevalence``, and ``bucket`` / ``ap_ci`` when asked), ``skipped`` (no positive), ``skipped_auc`` (no positive
-    or no negative). With ``train_labels``: ``buckets`` (``head``/``medium``/``tail`` -> ``classes``, ``mAP``; head
-    > 10 %, medium 1-10 %, tail < 1 % training prevalence) and ``mean_of_buckets`` (mean over buckets with a mAP).
-    With ``bootstrap=B > 0``: ``mAP_ci`` and per-class ``ap_ci``, 95 % percentile intervals over B image
-    resamples (seeded), and ``bootstrap`` = {``resamples``, ``seed``, ``level``}; a resample's mAP averages the
-    classes that have a positive in it (all classes, missing ones as 0, with ``skipped_as_zero``). ``progress``
-    follows the bootstrap: a ``(done, total)`` callback, or ``True`` for a tqdm bar.
+    Keys: ``mAP``, ``mAUC``, ``mF1``, ``mECE`` (macro means under the ``scorer``, :mod:`cxrlt_core.scorers`;
+    ``mECE`` is the pooled ECE with ``ece=pooled``), ``mECE_per_class``, ``pooled_ece``, ``threshold``,
+    ``n_images``, ``scorer``, ``per_class`` (class -> ``ap``, ``auc``, ``f1``, ``ece``, ``n_pos``, ``n_neg``,
+    ``prevalence``, ``threshold``, and ``bucket`` / ``*_ci`` when asked), ``skipped`` (no positive),
+    ``skipped_auc`` (no positive or no negative). With ``train_labels``: ``buckets`` (``head``/``medium``/``tail``
+    -> ``classes``, ``mAP``, ``train_prevalence`` of the members; head > 10 %, medium 1-10 %, tail < 1 % training
+    prevalence), per-class ``train_prevalence`` and ``mean_of_buckets``. ``skipped_as_zero`` is the ``zero``
+    empty-class policy. With ``bootstrap=B > 0``: a 95 % percentile interval for every figure (``mAP_ci``,
+    ``mAUC_ci``, ``mF1_ci``, ``mECE_ci``, ``pooled_ece_ci``, per-class ``ap_ci``/``auc_ci``/``f1_ci``/``ece_ci``,
+    each bucket's ``mAP_ci``, ``mean_of_buckets_ci``) over B resamples of patients when ``patients`` is given
+    (``resample="image"`` resamples images instead), and ``bootstrap`` = {``resamples``, ``seed``, ``level``,
+    ``unit``, ``clusters``}. ``progress`` follows the bootstrap: a ``(done, total)`` callback or ``True`` (tqdm).
     """
-    labels, scores, names = check_inputs(labels, scores, class_names)
-    threshold = _check_threshold(threshold)
-    metrics = _per_class_metrics(labels, scores, threshold, ECE_BINS)
-    has_pos = metrics.n_pos > 0
-    has_auc = has_pos & (metrics.n_neg > 0)
-    ap = np.where(has_pos, metrics.ap, 0.0 if skipped_as_zero else np.nan)
-    in_ap = np.ones_like(has_pos) if skipped_as_zero else has_pos
-    known = metrics.n_pos + metrics.n_neg
+    return compute_report_with_inputs(
+        labels, scores, class_names, train_labels, threshold, skipped_as_zero, bootstrap, seed, progress,
+        patients, resample, scorer, class_thresholds,
+    )[0]  # fmt: skip
 
+
+def compute_report_with_inputs(
+    labels: object,
+    scores: object,
+    class_names: Sequence[str],
+    train_labels: object | None = None,
+    threshold: float = DEFAULT_THRESHOLD,
+    skipped_as_zero: bool = False,
+    bootstrap: int = 0,
+    seed: int = 0,
+    progress: ProgressCallback | bool | None = None,
+    patients: Sequence[object] | np.ndarray | None = None,
+    resample: str = "auto",
+    scorer: Scorer | str | None = None,
+    class_thresholds: Mapping[str, float] | np.ndarray | None = None,
+) -> tuple[dict[str, object], ReportInputs]:
+    """:func:`compute_report` and the :class:`ReportInputs` (with the bootstrap samples) behind it."""
+    labels, scores, names = check_inputs(labels, scores, class_names)
+    chosen = get_scorer(scorer, threshold=_check_threshold(threshold) if scorer is None else None)
+    if skipped_as_zero:
+        chosen = replace(chosen, empty="zero")
+    thresholds = scorer_thresholds(chosen, names, class_thresholds)
+    metrics = _per_class_metrics(labels, scores, thresholds, chosen.bins)
+    bucket_of = None
+    if train_labels is not None:
+        bucket_of = assign_buckets(_as_matrix(train_labels, "training labels"), names)
+    inputs = ReportInputs(labels, scores, names, chosen, thresholds, metrics.n_pos > 0, bucket_of)
+    report = _point_report(inputs, metrics)
+    if train_labels is not None:
+        _add_buckets(report, inputs, metrics, prevalence(_as_matrix(train_labels, "training labels")))
+    if bootstrap:
+        if bootstrap < 0:
+            raise InputError(f"number of bootstrap resamples must be at least 1, got {bootstrap}")
+        design = resample_design(labels.shape[0], patients, resample)
+        inputs.samples = _run_bootstrap(labels, scores, design, bootstrap, seed, thresholds, chosen.bins, progress)
+        _add_intervals(report, inputs)
+    return report, inputs
+
+
+def _point_report(inputs: ReportInputs, metrics: ClassMetrics) -> dict[str, object]:
+    """The figures of the data as given (no resampling)."""
+    scorer, names, has_pos = inputs.scorer, inputs.names, inputs.has_pos
+    has_auc = has_pos & (metrics.n_neg > 0)
+    ap = np.where(has_pos, metrics.ap, 0.0 if scorer.empty == "zero" else np.nan)
+    figures = {"ap": metrics.ap, "auc": metrics.auc, "f1": metrics.f1, "ece": metrics.ece}
+    macro = {k: _py(v) for k, v in macro_figures(scorer, figures, has_pos).items()}
+    pooled = _py(metrics.pooled_ece)
+    known = metrics.n_pos + metrics.n_neg
     report: dict[str, object] = {
-        "mAP": _mean(ap[in_ap]),
-        "mAUC": _mean(metrics.auc[has_auc]),
-        "mF1": _mean(metrics.f1[in_ap]),
-        "mECE": _mean(metrics.ece[has_pos]),
-        "pooled_ece": _py(metrics.pooled_ece),
-        "threshold": float(threshold),
-        "n_images": int(labels.shape[0]),
+        "mAP": macro["mAP"],
+        "mAUC": macro["mAUC"],
+        "mF1": macro["mF1"],
+        "mECE": pooled if scorer.ece == "pooled" else macro["mECE"],
+        "mECE_per_class": macro["mECE"],
+        "pooled_ece": pooled,
+        "threshold": float(inputs.thresholds[0]) if scorer.f1 == "fixed" else "per_class",
+        "n_images": int(inputs.labels.shape[0]),
         "n_classes": len(names),
+        "scorer": scorer.to_dict(),
         "skipped": [name for name, ok in zip(names, has_pos) if not ok],
         "skipped_auc": [name for name, ok in zip(names, has_auc) if not ok],
     }
-    per_class: dict[str, dict[str, object]] = {}
-    for c, name in enumerate(names):
-        per_class[name] = {
+    report["per_class"] = {
+        name: {
             "ap": _py(ap[c]),
             "auc": _py(metrics.auc[c]),
-            "f1": _py(metrics.f1[c]),
+            "f1": _py(0.0 if scorer.empty == "zero" and not has_pos[c] else metrics.f1[c]),
             "ece": _py(metrics.ece[c]),
             "n_pos": int(metrics.n_pos[c]),
             "n_neg": int(metrics.n_neg[c]),
             "prevalence": _py(metrics.n_pos[c] / known[c]) if known[c] else math.nan,
+            "threshold": float(inputs.thresholds[c]),
         }
-    report["per_class"] = per_class
-
-    if train_labels is not None:
-        bucket_of = assign_buckets(_as_matrix(train_labels, "training labels"), names)
-        buckets: dict[str, dict[str, object]] = {}
-        for bucket in BUCKETS:
-            members = np.array([bucket_of[name] == bucket for name in names])
-            buckets[bucket] = {
-                "classes": [name for name, member in zip(names, members) if member],
-                "mAP": _mean(ap[members & in_ap]),
-            }
-        for name in names:
-            per_class[name]["bucket"] = bucket_of[name]
-        report["buckets"] = buckets
-        report["mean_of_buckets"] = _mean(np.array([b["mAP"] for b in buckets.values() if not math.isnan(b["mAP"])]))
-
-    if bootstrap:
-        samples = bootstrap_average_precision(labels, scores, bootstrap, seed, class_names=names, progress=progress)
-        if skipped_as_zero:
-            samples = np.nan_to_num(samples, nan=0.0)
-            resampled_map = samples.mean(axis=1)
-        else:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                resampled_map = np.nanmean(samples[:, has_pos], axis=1) if has_pos.any() else np.full(bootstrap, np.nan)
-        class_ci = percentile_interval(samples)
-        report["mAP_ci"] = [_py(v) for v in percentile_interval(resampled_map)]
-        for c, name in enumerate(names):
-            per_class[name]["ap_ci"] = [_py(class_ci[0, c]), _py(class_ci[1, c])]
-        report["bootstrap"] = {"resamples": int(bootstrap), "seed": int(seed), "level": CI_LEVEL}
+        for c, name in enumerate(names)
+    }
     return report
+
+
+def _bucket_members(inputs: ReportInputs) -> dict[str, np.ndarray]:
+    assert inputs.bucket_of is not None
+    return {b: np.array([inputs.bucket_of[n] == b for n in inputs.names]) for b in BUCKETS}
+
+
+def _add_buckets(report: dict[str, Any], inputs: ReportInputs, metrics: ClassMetrics, train_prev: np.ndarray) -> None:
+    """Head / medium / tail by training prevalence (the prevalence shown beside them is the training one)."""
+    figures = {"ap": metrics.ap, "auc": metrics.auc, "f1": metrics.f1, "ece": metrics.ece}
+    buckets: dict[str, dict[str, object]] = {}
+    for bucket, members in _bucket_members(inputs).items():
+        buckets[bucket] = {
+            "classes": [name for name, member in zip(inputs.names, members) if member],
+            "mAP": _py(macro_figures(inputs.scorer, figures, inputs.has_pos, members)["mAP"]),
+        }
+    for c, name in enumerate(inputs.names):
+        report["per_class"][name]["bucket"] = inputs.bucket_of[name]
+        report["per_class"][name]["train_prevalence"] = _py(train_prev[c])
+    report["buckets"] = buckets
+    report["mean_of_buckets"] = _mean(np.array([b["mAP"] for b in buckets.values() if not math.isnan(b["mAP"])]))
+
+
+def _add_intervals(report: dict[str, Any], inputs: ReportInputs) -> None:
+    """Percentile intervals of every figure over the bootstrap samples (same scorer as the point figures)."""
+    samples = inputs.samples
+    assert samples is not None
+    figures = {name: samples.figure(name) for name in FIGURES}
+    macro = macro_figures(inputs.scorer, figures, inputs.has_pos)
+    if inputs.scorer.ece == "pooled":
+        macro["mECE"] = samples.pooled_ece
+    for key in ("mAP", "mAUC", "mF1", "mECE"):
+        report[f"{key}_ci"] = _pair(_percentile_interval(macro[key]))
+    report["pooled_ece_ci"] = _pair(_percentile_interval(samples.pooled_ece))
+    for name in FIGURES:
+        values = figures[name]
+        if name in ("ap", "f1") and inputs.scorer.empty == "zero":
+            values = np.where(np.isnan(samples.ap), 0.0, values)
+        interval = _percentile_interval(values)
+        for c, cls in enumerate(inputs.names):
+            report["per_class"][cls][f"{name}_ci"] = _pair(interval[:, c])
+    if "buckets" in report:
+        per_bucket = []
+        for bucket, members in _bucket_members(inputs).items():
+            resampled = macro_figures(inputs.scorer, figures, inputs.has_pos, members)["mAP"]
+            report["buckets"][bucket]["mAP_ci"] = _pair(_percentile_interval(resampled))
+            if not math.isnan(report["buckets"][bucket]["mAP"]):
+                per_bucket.append(resampled)
+        if per_bucket:
+            report["mean_of_buckets_ci"] = _pair(_percentile_interval(nan_mean(np.stack(per_bucket, 1), axis=1)))
+    report["bootstrap"] = {
+        "resamples": samples.n_resamples,
+        "seed": samples.seed,
+        "level": CI_LEVEL,
+        "unit": samples.design.unit,
+        "clusters": samples.design.n_clusters,
+    }
 
 
 def _cell(value: object, digits: int = 3) -> str:

@@ -166,16 +166,16 @@ def test_evaluate_bad_input_is_one_error_line(
 
 def test_evaluate_allow_extra_columns(data: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
     labels = pd.read_csv(data["labels"], dtype=str, keep_default_na=False)
-    labels.assign(Site="A").to_csv(data["labels"], index=False)
+    labels.assign(Scanner="A").to_csv(data["labels"], index=False)
     code, _, err = run(
         capsys, "evaluate", "--pred", data["pred"], "--labels", data["labels"], "--label-space", "cxrlt2026"
     )
-    assert code == 1 and "column 'Site' is neither a class" in err
+    assert code == 1 and "column 'Scanner' is neither a class" in err
     code, out, err = run(
         capsys, "evaluate", "--pred", data["pred"], "--labels", data["labels"], "--label-space", "cxrlt2026",
         "--allow-extra-columns",
     )  # fmt: skip
-    assert code == 0 and "note: label columns ignored (not classes): ['Site']" in err and "mAP" in out
+    assert code == 0 and "note: label columns ignored (not classes): ['Scanner']" in err and "mAP" in out
 
 
 def test_data_check_clean_and_dirty(data: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:

@@ -23,12 +23,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--labels", required=True, metavar="LABELS.csv", help="labels CSV of the same images")
     parser.add_argument("--train-labels", metavar="TRAIN.csv", help="training labels: head/medium/tail buckets")
     parser.add_argument("--label-space", metavar="NAME", help="registered label space (default: labels header)")
-    parser.add_argument("--threshold", type=float, default=0.5, help="F1 decision threshold (default 0.5)")
+    parser.add_argument("--threshold", type=float, default=None, help="F1 decision threshold (default 0.5)")
     parser.add_argument(
         "--skipped-as-zero", action="store_true", help="count classes without positives as AP 0 (winning code)"
     )
-    parser.add_argument("--bootstrap", type=int, default=0, metavar="N", help="bootstrap resamples for CIs")
-    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    add_scoring_arguments(parser, default_bootstrap=0)
     parser.add_argument("--uncertain", choices=UNCERTAIN_CHOICES, default="ignore", help="policy for -1 cells")
     parser.add_argument(
         "--allow-extra-columns",
@@ -38,6 +37,48 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--json", metavar="OUT.json", help="write the report as JSON (atomically)")
     parser.set_defaults(func=run)
+
+
+def add_scoring_arguments(parser: argparse.ArgumentParser, default_bootstrap: int) -> None:
+    """``--bootstrap``, ``--seed``, ``--resample``, ``--scorer`` and ``--thresholds`` (shared with compare/audit)."""
+    parser.add_argument(
+        "--bootstrap", type=int, default=default_bootstrap, metavar="N", help="bootstrap resamples for 95%% intervals"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    parser.add_argument(
+        "--resample",
+        choices=("auto", "patient", "image"),
+        default="auto",
+        help="bootstrap unit: patients whenever the labels have a patient column (auto), or images",
+    )
+    parser.add_argument(
+        "--scorer",
+        metavar="NAME|SPEC",
+        help="scorer variant: cxrlt (default), winning_code, sklearn_macro, strict, pooled_ece, ece10, tuned_f1, "
+        "or empty=skip|zero|nan,ece=per_class|pooled,bins=N,f1=fixed|per_class,threshold=T",
+    )
+    parser.add_argument("--thresholds", metavar="T.json", help="per-class F1 thresholds (cxrlt thresholds output)")
+
+
+def scoring_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Keyword arguments for ``evaluation.evaluate`` from :func:`add_scoring_arguments`'s options."""
+    import dataclasses
+
+    from cxrlt_core.errors import InputError
+    from cxrlt_core.inference.thresholds import load_thresholds
+    from cxrlt_core.scorers import get_scorer
+
+    if args.bootstrap < 0:
+        raise InputError(f"--bootstrap must be 0 or more, got {args.bootstrap}")
+    scorer = get_scorer(args.scorer, threshold=getattr(args, "threshold", None))
+    per_class = None
+    if args.thresholds:
+        loaded = load_thresholds(args.thresholds)
+        per_class = dict(zip(loaded.classes, loaded.thresholds))
+        if scorer.f1 == "fixed":
+            scorer = dataclasses.replace(scorer, name=f"{scorer.name}+thresholds", f1="per_class")
+    return {"bootstrap": args.bootstrap, "seed": args.seed, "resample": args.resample, "scorer": scorer,
+            "class_thresholds": per_class}  # fmt: skip
 
 
 def _plain(obj: Any) -> Any:
@@ -64,9 +105,7 @@ def run(args: argparse.Namespace) -> int:
     from cxrlt_core.metrics import format_report_table
     from cxrlt_core.predictions import read_predictions
 
-    if args.bootstrap < 0:
-        raise InputError(f"--bootstrap must be 0 or more, got {args.bootstrap}")
-    if not 0.0 <= args.threshold <= 1.0:
+    if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
         raise InputError(f"--threshold must be in [0, 1], got {args.threshold}")
     strict = not args.allow_extra_columns
     labels = read_manifest(args.labels, label_space=args.label_space, uncertain=args.uncertain, strict_columns=strict)
@@ -76,21 +115,21 @@ def run(args: argparse.Namespace) -> int:
             args.train_labels, label_space=labels.label_space, uncertain=args.uncertain, strict_columns=strict
         )
     pred = read_predictions(args.pred)
+    options = scoring_options(args)
     result = evaluate(
         pred,
         labels,
         train,
-        threshold=args.threshold,
         skipped_as_zero=args.skipped_as_zero,
-        bootstrap=args.bootstrap,
-        seed=args.seed,
         progress=bool(args.bootstrap) and sys.stderr.isatty(),
+        **options,
     )
     if labels.extra_columns:
         print(f"note: label columns ignored (not classes): {list(labels.extra_columns)}", file=sys.stderr)
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
     print(f"{args.pred} vs {args.labels}: {len(result.labels)} images, {len(result.classes)} classes")
+    print(f"scorer {options['scorer'].label()}")
     print(format_report_table(result.report))
     if args.json:
         write_json(args.json, _plain(result.report))

@@ -1,0 +1,64 @@
+"""Paired comparison: a file against itself, a clearly better file, the CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cxrlt_core.cli import main
+from cxrlt_core.comparison import compare_files, sorted_deltas
+
+CLASSES = ["Mass", "Nodule", "Hernia"]
+
+
+def _files(tmp_path: Path) -> tuple[Path, Path, Path]:
+    rng = np.random.default_rng(0)
+    n = 240
+    y = (rng.random((n, 3)) < [0.3, 0.2, 0.1]).astype(int)
+    ids = [f"img{i}.png" for i in range(n)]
+    labels = pd.DataFrame(y, columns=CLASSES)
+    labels.insert(0, "PatientID", [f"p{i // 3}" for i in range(n)])
+    labels.insert(0, "ImageID", ids)
+    labels.to_csv(tmp_path / "labels.csv", index=False)
+    paths = []
+    for name, strength in (("a", 0.1), ("b", 0.6)):
+        scores = np.clip(strength * y + (1 - strength) * rng.random((n, 3)), 0, 1)
+        frame = pd.DataFrame(scores, columns=CLASSES)
+        frame.insert(0, "ImageID", ids)
+        frame.to_csv(tmp_path / f"{name}.csv", index=False)
+        paths.append(tmp_path / f"{name}.csv")
+    return paths[0], paths[1], tmp_path / "labels.csv"
+
+
+def test_a_file_against_itself_is_zero_with_a_zero_width_interval(tmp_path: Path) -> None:
+    a, _, labels = _files(tmp_path)
+    result = compare_files(a, a, labels, bootstrap=100)
+    for table in (result.table, result.macro):
+        defined = table.dropna(subset=["delta"])
+        assert (defined["delta"] == 0).all() and (defined["low"] == 0).all() and (defined["high"] == 0).all()
+        assert (defined["p"] == 1.0).all() and not defined["distinguishable"].any()
+    assert result.bootstrap["unit"] == "patient" and result.bootstrap["clusters"] == 80
+
+
+def test_a_clearly_better_file_is_distinguishable(tmp_path: Path) -> None:
+    a, b, labels = _files(tmp_path)
+    result = compare_files(a, b, labels, bootstrap=200)
+    macro = result.macro.set_index("figure")
+    assert macro.loc["mAP", "delta"] > 0 and macro.loc["mAP", "distinguishable"]
+    assert macro.loc["mAP", "low"] > 0 and macro.loc["mAP", "p"] < 0.01
+    ap = sorted_deltas(result, "ap")
+    assert list(ap["delta"]) == sorted(ap["delta"], reverse=True)
+    assert result.name_a.endswith("a.csv") and result.name_b.endswith("b.csv")
+
+
+def test_compare_cli(tmp_path: Path, capsys) -> None:
+    a, b, labels = _files(tmp_path)
+    out = tmp_path / "cmp.json"
+    assert main(["compare", str(a), str(b), "--labels", str(labels), "--bootstrap", "50", "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert f"A = {a}" in text and f"B = {b}" in text and "mAP" in text and "resamples of patients" in text
+    assert out.is_file()
+    assert main(["compare", str(a), str(tmp_path / "missing.csv"), "--labels", str(labels)]) == 1
+    assert "error:" in capsys.readouterr().err
