@@ -45,6 +45,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from cxrlt_core.lifeline import bind_from_env
+
+    bind_from_env()  # started by a cxrlt parent (dashboard, demo build): end with it
     try:
         return int(args.func(args) or 0)
     except CxrltError as exc:

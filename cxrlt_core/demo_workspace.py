@@ -214,8 +214,14 @@ def _step_train(
         raise CxrltError(f"training {run} ended {status.get('state', 'unknown')}: {status.get('error', '')}")
 
 
-def _train_child(root: str, profile: DemoProfile, run: str, threads: int) -> None:
-    """Entry point of a spawned process that trains one demo run (progress goes to the run's status.json)."""
+def _train_child(root: str, profile: DemoProfile, run: str, threads: int, parent: str | None = None) -> None:
+    """Entry point of a spawned process that trains one demo run (progress goes to the run's status.json).
+
+    It ends when the build process ends (parent-death signal + heartbeat, :mod:`cxrlt_core.lifeline`).
+    """
+    from cxrlt_core.lifeline import bind_to_parent
+
+    bind_to_parent(parent, death_signal=True)
     _step_train(Workspace.open(root), profile, run, lambda fraction, message: None, threads=threads)
 
 
@@ -239,13 +245,12 @@ def _train_side_by_side(ws: Workspace, profile: DemoProfile, pending: list[str],
     import multiprocessing
 
     from cxrlt_core import runs
+    from cxrlt_core.lifeline import identity
 
     context = multiprocessing.get_context("spawn")
     threads = max(1, _parallel_cores() // len(pending))
-    processes = {
-        run: context.Process(target=_train_child, args=(str(ws.root), profile, run, threads), name=f"cxrlt-{run}")
-        for run in pending
-    }
+    args = {run: (str(ws.root), profile, run, threads, identity()) for run in pending}
+    processes = {run: context.Process(target=_train_child, args=args[run], name=f"cxrlt-{run}") for run in pending}
     for process in processes.values():
         process.start()
     try:
@@ -365,8 +370,30 @@ def build_demo_workspace(
     """
     if profile not in PROFILES:
         raise InputError(f"unknown demo profile {profile!r}; choose one of: {', '.join(PROFILES)}")
+    from cxrlt_core.runlock import RunLock
+
     ws = workspace if isinstance(workspace, Workspace) else Workspace.open(workspace)
     build_dir(ws).mkdir(parents=True, exist_ok=True)
+    # One build per workspace; runs still trained by a killed build's orphans are refused by their own locks.
+    with RunLock(build_dir(ws), "demo build"):
+        _check_runs_free(ws)
+        return _build(ws, profile, progress, force)
+
+
+def _check_runs_free(ws: Workspace) -> None:
+    """A demo run still being trained (by a process of an earlier build) is never trained a second time."""
+    from cxrlt_core.runlock import describe_holder, live_holder
+
+    for run in RUNS:
+        holder = live_holder(ws.run(run))
+        if holder is not None and not _marker(ws, run).exists():
+            raise CxrltError(
+                f"run {run!r} of {ws.root} is still being trained ({describe_holder(holder)}); "
+                "wait for it to end or stop it, then build again"
+            )
+
+
+def _build(ws: Workspace, profile: str, progress: Progress | None, force: bool) -> Workspace:
     if force:
         for step in STEPS:
             _marker(ws, step).unlink(missing_ok=True)
@@ -394,13 +421,24 @@ def build_demo_workspace(
 
 def start_background_build(workspace: Workspace, profile: str = "default") -> int:
     """Start ``cxrlt demo`` for ``workspace`` as a detached process; returns its pid (logs in ``.build/build.log``)."""
+    from cxrlt_core.lifeline import child_env
+    from cxrlt_core.runlock import live_holder
+
     if build_running(workspace):
         return int((read_progress(workspace) or {}).get("pid", 0))
+    holder = live_holder(build_dir(workspace))
+    if holder is not None:  # a build started elsewhere (a terminal's `cxrlt demo`)
+        return int(holder.get("pid") or 0)
     build_dir(workspace).mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "cxrlt_core.cli", "demo", "--workspace", str(workspace.root), "--profile", profile]
     with open(log_path(workspace), "ab") as log:
         process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env=child_env(),  # it ends with the dashboard (heartbeat, cxrlt_core.lifeline)
         )
     write_json(
         build_dir(workspace) / "progress.json",

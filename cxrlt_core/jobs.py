@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cxrlt_core.errors import InputError
+from cxrlt_core.lifeline import child_env
+from cxrlt_core.runlock import describe_holder, live_holder
 from cxrlt_core.runs import read_status, request_stop, write_status
 from cxrlt_core.workspace import Workspace
 
@@ -75,6 +77,9 @@ def launch(spec: LaunchSpec, workspace: Workspace) -> Path:
     if spec.resume:
         if not run_dir.is_dir():
             raise InputError(f"no run {spec.run_name!r} to resume in {workspace.runs_dir}")
+        holder = live_holder(run_dir)
+        if holder is not None:
+            raise InputError(f"run {spec.run_name!r} is in use ({describe_holder(holder)}); stop it before resuming")
         if status and status.get("state") in ("queued", "running") and process_alive(status):
             raise InputError(f"run {spec.run_name!r} is still {status['state']}; stop it before resuming")
     elif run_dir.exists():
@@ -82,7 +87,8 @@ def launch(spec: LaunchSpec, workspace: Workspace) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     command = train_command(spec, workspace)
     write_status(run_dir, "queued", launcher="slurm" if spec.slurm else "local", command=display_command(command))
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # The run ends with this process (the dashboard): heartbeat in the child, cxrlt_core.lifeline.
+    env = child_env({**os.environ, "PYTHONUNBUFFERED": "1"})
     with open(run_dir / LAUNCHER_LOG, "ab") as log:
         log.write(f"$ {display_command(command)}\n".encode())
         log.flush()

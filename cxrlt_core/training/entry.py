@@ -93,6 +93,11 @@ def prepare_run(args: argparse.Namespace) -> tuple[Path, Any]:
             if not config.is_file():
                 raise InputError(f"{config}: the run has no config.yaml; pass --config")
             recipe = recipe_from_yaml(config.read_text(encoding="utf-8"), str(config), args.overrides)
+        from cxrlt_core.runlock import describe_holder, live_holder
+
+        holder = live_holder(run_dir)
+        if holder is not None:
+            raise InputError(f"run {args.run_name!r} is in use ({describe_holder(holder)}); stop it before resuming")
         status = runs.read_status(run_dir) or {}
         if status.get("state") == "running" and not runs.is_stale(status):
             raise InputError(f"run {args.run_name!r} is running (pid {status.get('pid')}); stop it before resuming")

@@ -99,12 +99,16 @@ def train(
         workspace: what ``${workspace}`` in recipe paths means (default ``$CXRLT_WORKSPACE`` or ./workspace/demo).
         show_progress: draw tqdm bars on stderr.
     """
+    from cxrlt_core.runlock import RunLock
+
     info = dist_utils.init_distributed(recipe.optim.device)
-    trainer = Trainer(recipe, Path(run_dir), info, workspace, progress, show_progress)
-    try:
-        return trainer.run(resume)
-    finally:
-        trainer.close()
+    # One writer per run folder: rank 0 holds <run>/LOCK (a second trainer of the same run is refused, naming it).
+    with RunLock(run_dir, "training") if info.is_main else contextlib.nullcontext():
+        trainer = Trainer(recipe, Path(run_dir), info, workspace, progress, show_progress)
+        try:
+            return trainer.run(resume)
+        finally:
+            trainer.close()
 
 
 class StopRequestedError(Exception):
