@@ -28,8 +28,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "disk; their provenance (models, weights, TTA, merge, gating, calibration) goes in the parquet metadata or "
         "the CSV's .meta.json sidecar. Run under torchrun to shard the images across processes.",
     )
+    predict.add_argument("--checkpoint", action="append", metavar="CKPT", help="a .safetensors checkpoint; repeat")
     predict.add_argument(
-        "--checkpoint", action="append", required=True, metavar="CKPT", help="a .safetensors checkpoint; repeat"
+        "--ensemble",
+        metavar="SPEC.yaml",
+        help="an ensemble spec file (members with checkpoint, input size, weight) instead of --checkpoint/--weights",
     )
     predict.add_argument("--weights", type=float, nargs="+", metavar="W", help="one weight per checkpoint (normalised)")
     predict.add_argument("--labels", required=True, metavar="TEST.csv", help="CSV with the ImageIDs to predict")
@@ -69,6 +72,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     predict.add_argument("--chunk-size", type=int, default=4096, help="rows per write (default 4096)")
     predict.add_argument("--cache-dir", metavar="DIR", help="cache decoded, resized images here")
     predict.add_argument("--label-space", metavar="NAME", help="label space of the CSV (default: its header)")
+    predict.add_argument(
+        "--study-aggregation",
+        action="store_true",
+        help="give every image its study's score: mean per view type, then across view types (needs StudyID)",
+    )
+    predict.add_argument(
+        "--view-weight", action="append", default=[], metavar="VIEW=W", help="view weight for --study-aggregation"
+    )
     predict.add_argument("--no-progress", action="store_true", help="no progress bar")
     predict.set_defaults(func=run_predict)
 
@@ -140,16 +151,36 @@ def _forward_batch(value: str) -> int | str | None:
     return number
 
 
+def _members(args: argparse.Namespace) -> tuple[list[Any], list[float] | None]:
+    """Checkpoints and weights from ``--ensemble`` or from ``--checkpoint`` / ``--weights``."""
+    from cxrlt_core.errors import InputError
+
+    if args.ensemble:
+        if args.checkpoint or args.weights:
+            raise InputError("--ensemble names the checkpoints and weights: leave out --checkpoint and --weights")
+        from cxrlt_core.inference.ensemble_spec import load_ensemble_spec
+
+        spec = load_ensemble_spec(args.ensemble)
+        return list(spec.checkpoints), spec.weights
+    if not args.checkpoint:
+        raise InputError("give --checkpoint (repeat for an ensemble) or --ensemble SPEC.yaml")
+    if args.weights is not None and len(args.weights) != len(args.checkpoint):
+        raise InputError(f"--weights has {len(args.weights)} values for {len(args.checkpoint)} checkpoints")
+    return list(args.checkpoint), args.weights
+
+
 def run_predict(args: argparse.Namespace) -> int:
     """Predict, then print one summary line (and where the unreadable images are listed, if any)."""
     from cxrlt_core.data.manifest import read_manifest
     from cxrlt_core.errors import InputError
     from cxrlt_core.inference.predict import PredictOptions, predict
+    from cxrlt_core.inference.study import parse_view_weights
 
-    if args.weights is not None and len(args.weights) != len(args.checkpoint):
-        raise InputError(f"--weights has {len(args.weights)} values for {len(args.checkpoint)} checkpoints")
+    checkpoints, weights = _members(args)
+    if args.view_weight and not args.study_aggregation:
+        raise InputError("--view-weight applies to --study-aggregation only")
     options = PredictOptions(
-        weights=args.weights,
+        weights=weights,
         tta=args.tta,
         merge=args.merge,
         gating_alpha=args.gating_alpha,
@@ -166,11 +197,13 @@ def run_predict(args: argparse.Namespace) -> int:
         cache_dir=args.cache_dir,
         threads=args.threads,
         show_progress=not args.no_progress,
+        study_aggregation=args.study_aggregation,
+        view_weights=parse_view_weights(args.view_weight),
     )
     options.check()
     manifest = read_manifest(args.labels, args.images, label_space=args.label_space, require_labels=False)
     with _warnings_as_lines():
-        result = predict(args.checkpoint, manifest, args.out, options)
+        result = predict(checkpoints, manifest, args.out, options)
     if result.path is None:  # a torchrun rank other than 0: rank 0 reports
         return 0
     meta = result.metadata

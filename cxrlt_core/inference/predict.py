@@ -295,6 +295,9 @@ class PredictOptions:
         threads: torch intra-op threads of this process (default: torch's choice). On a CPU shared with decoding
             workers or other jobs, fewer threads than cores avoid OpenMP oversubscription.
         show_progress: draw a tqdm bar on stderr.
+        study_aggregation: after writing, give every image its study's score, averaged per view type and then
+            across view types (:mod:`cxrlt_core.inference.study`; needs a study column in the manifest).
+        view_weights: weight per view type for the study aggregation (default 1 each), e.g. ``{"PA": 2}``.
     """
 
     weights: Sequence[float] | None = None
@@ -315,6 +318,8 @@ class PredictOptions:
     cache_dir: str | os.PathLike[str] | None = None
     threads: int | None = None
     show_progress: bool = True
+    study_aggregation: bool = False
+    view_weights: Mapping[str, float] | None = None
 
     def check(self) -> None:
         """Reject unknown names and impossible numbers before anything is loaded."""
@@ -329,6 +334,8 @@ class PredictOptions:
             raise InputError(f"chunk size must be at least 1, got {self.chunk_size}")
         if self.threads is not None and self.threads < 1:
             raise InputError(f"threads must be at least 1, got {self.threads}")
+        if self.study_aggregation and self.thresholds is not None:
+            raise InputError("study aggregation changes the scores after the thresholds' decisions: use one of them")
         if self.forward_batch not in (None, "auto") and int(self.forward_batch) < 1:
             raise InputError(f"forward_batch must be at least 1, 'auto' or None, got {self.forward_batch}")
 
@@ -762,6 +769,10 @@ def predict(
     seconds = time.perf_counter() - started
     if path is None:  # a torchrun rank other than 0
         return PredictResult(None, 0, 0, None, None, metadata, seconds)
+    if options.study_aggregation:
+        from cxrlt_core.inference.study import aggregate_prediction_file
+
+        metadata["study_aggregation"] = aggregate_prediction_file(path, manifest, options.view_weights)
     failed_file = write_failed(out_path, failed)
     return PredictResult(path, written, len(failed), failed_file, binary_file, metadata, seconds)
 
