@@ -12,8 +12,10 @@ Paths may start with ``${workspace}`` (the run's workspace), ``${shared_data}`` 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
+import math
 import os
 import types
 import typing
@@ -95,9 +97,11 @@ class LossConfig:
 
 @dataclasses.dataclass
 class SamplerConfig:
-    """Class-aware repeat-factor sampling (``cxrlt_core.data.sampler``); off = a plain shuffled epoch."""
+    """The epoch's sampler, a name in ``cxrlt_core.data.sampler.SAMPLERS`` (default class-aware repeat-factor
+    sampling); ``enabled: false`` is a plain shuffled epoch (the ``uniform`` sampler)."""
 
     enabled: bool = True
+    name: str = "repeat_factor"
     T: float = 0.01
     r_max: float = 10.0
     frequency: Literal["share_of_positives", "image_prevalence"] = "share_of_positives"
@@ -155,13 +159,14 @@ class SwaConfig:
 @dataclasses.dataclass
 class CrtConfig:
     """Classifier re-training (cRT; Kang et al., ICLR 2020) as a third phase after phase 2: the backbone frozen (and
-    in eval mode), the head re-initialised and trained with AdamW at a constant rate on ``sampler``:
-    ``class_balanced`` (class first, then an image of it), ``repeat_factor`` (the recipe's sampler) or ``uniform``."""
+    in eval mode), the head re-initialised and trained with AdamW at a constant rate on ``sampler``, a name in
+    ``cxrlt_core.data.sampler.SAMPLERS``: ``class_balanced`` (class first, then an image of it), ``repeat_factor``
+    (the recipe's sampler), ``uniform``, ..."""
 
     epochs: int = 0
     lr: float = 1e-3
     wd: float = 1e-4
-    sampler: Literal["class_balanced", "repeat_factor", "uniform"] = "class_balanced"
+    sampler: str = "class_balanced"
 
 
 @dataclasses.dataclass
@@ -267,11 +272,14 @@ class Recipe:
     tracking: TrackingConfig = dataclasses.field(default_factory=TrackingConfig)
 
     def check(self) -> None:
-        """Raise ``InputError`` for impossible values (types are checked while parsing)."""
+        """Raise ``InputError`` for impossible values (types are checked while parsing), unknown registry names and
+        head or loss parameters that the named head or loss does not take, has another type for, or that are not
+        finite numbers."""
         self.data.check()
         self.model.check()
         self.sampler.check()
         self.optim.check()
+        check_registered(self)
 
     @property
     def total_epochs(self) -> int:
@@ -300,7 +308,7 @@ class Recipe:
 def load_recipe(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> Recipe:
     """Read a recipe YAML file and apply ``key=value`` overrides (values parsed as YAML).
 
-    Example: ``load_recipe("train_jobs/demo_csra.yaml", ["optim.phase2.epochs=3", "model.head=mlp"])``.
+    Example: ``load_recipe("train_jobs/demo_csra.yaml", ["optim.phase2.epochs=3", "optim.batch_size=16"])``.
 
     Raises:
         InputError: missing file, bad YAML, unknown keys, wrong types or impossible values, naming the file and key.
@@ -381,6 +389,61 @@ def resolve_path(value: str | None, workspace: str | os.PathLike[str] | None = N
     if "${" in text:
         raise InputError(f"path {value!r}: unknown placeholder; use one of {', '.join(places)}")
     return Path(text).expanduser().resolve()
+
+
+# ------------------------------------------------------------------------------------- registry names and params
+def check_registered(recipe: Recipe) -> None:
+    """Check ``model.head`` / ``model.head_params``, ``loss.name`` / ``loss.params`` and ``sampler.name`` against
+    their registries, so a typo stops the recipe at load time rather than after the data are read.
+
+    The registries of heads and losses live in modules that import torch; they are imported here, not at the top,
+    so that reading this module (for ``cxrlt --help``, the dashboard's recipe list) stays cheap.
+    """
+    from cxrlt_core.data.sampler import SAMPLERS
+    from cxrlt_core.losses import LOSSES, loss_parameter_types
+    from cxrlt_core.models.heads import HEADS, head_parameter_types
+
+    HEADS.get(recipe.model.head)
+    LOSSES.get(recipe.loss.name)
+    SAMPLERS.get(recipe.sampler.name)
+    SAMPLERS.get(recipe.optim.crt.sampler)
+    _check_params(
+        f"head {recipe.model.head!r}",
+        "model.head_params",
+        recipe.model.head_params,
+        head_parameter_types(recipe.model.head),
+    )
+    _check_params(
+        f"loss {recipe.loss.name!r}", "loss.params", recipe.loss.params, loss_parameter_types(recipe.loss.name)
+    )
+
+
+def _check_params(owner: str, key: str, params: Mapping[str, Any], accepted: Mapping[str, Any]) -> None:
+    """Every parameter is one ``owner`` takes, of its type, and holds finite numbers only."""
+    for name, value in params.items():
+        if name not in accepted:
+            close = difflib.get_close_matches(str(name), list(accepted), n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"it takes: {', '.join(accepted) or 'none'}"
+            raise InputError(f"{key}.{name}: {owner} has no parameter {name!r}; {hint}")
+        where = f"{key}.{name}"
+        bad = _first_non_finite(value)
+        if bad is not None:
+            raise InputError(f"{where} must be a finite number, got {bad!r}")
+        # a parameter type recipes cannot spell (TypeError from _coerce) is left to the constructor
+        with contextlib.suppress(TypeError):
+            _coerce(accepted[name], value, owner, where)
+
+
+def _first_non_finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return value
+    if isinstance(value, str) and value.strip().lower().lstrip("+-") in ("nan", "inf", "infinity", ".nan", ".inf"):
+        return value
+    if isinstance(value, (list, tuple)):
+        return next((bad for v in value if (bad := _first_non_finite(v)) is not None), None)
+    if isinstance(value, Mapping):
+        return next((bad for v in value.values() if (bad := _first_non_finite(v)) is not None), None)
+    return None
 
 
 # ---------------------------------------------------------------------------------------------- typed construction

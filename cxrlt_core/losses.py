@@ -22,6 +22,7 @@ in 2024) and ``ldam_drw`` (LDAM with deferred re-weighting, Cao et al., NeurIPS 
 from __future__ import annotations
 
 import inspect
+import typing
 from collections.abc import Sequence
 from typing import Any
 
@@ -536,6 +537,19 @@ def build_loss(name: str, class_counts: Any = None, num_images: int | None = Non
         raise InputError(f"loss {name!r} has no parameter(s) {unknown}; it accepts {accepted}")
     loss = cls(class_counts, num_images, **params)
     return loss  # type: ignore[return-value]
+
+
+def loss_parameter_types(name: str) -> dict[str, Any]:
+    """The keyword parameters a recipe may give loss ``name`` (``loss.params``), with their types."""
+    cls = LOSSES.get(name)
+    out: dict[str, Any] = {}
+    for klass in reversed(cls.__mro__):
+        if isinstance(klass, type) and issubclass(klass, MultiLabelLoss):
+            hints = typing.get_type_hints(klass.__init__)
+            for p, spec in inspect.signature(klass.__init__).parameters.items():
+                if spec.kind is inspect.Parameter.KEYWORD_ONLY:
+                    out[p] = hints.get(p, Any)
+    return out
 
 
 def loss_parameters(name: str) -> dict[str, Any]:

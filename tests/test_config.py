@@ -69,7 +69,9 @@ def test_overrides_parse_yaml_values_and_nest():
 
 def test_overrides_applied_to_a_recipe(tmp_path: Path):
     path = REPO_ROOT / "train_jobs" / "demo_csra.yaml"
-    recipe = load_recipe(path, ["optim.phase2.head_lr=3e-4", "model.head=mlp", "optim.ema.enabled=false"])
+    recipe = load_recipe(
+        path, ["optim.phase2.head_lr=3e-4", "model.head=mlp", "model.head_params={}", "optim.ema.enabled=false"]
+    )
     assert recipe.optim.phase2.head_lr == pytest.approx(3e-4)  # YAML 1.1 reads 3e-4 as text; accepted as a number
     assert recipe.model.head == "mlp" and recipe.optim.ema.enabled is False
     assert recipe.data.augment.noise_var == (1.0, 5.0)
@@ -142,3 +144,35 @@ def test_resolve_path_placeholders(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert resolve_path(None, tmp_path) is None
     with pytest.raises(InputError, match="unknown placeholder"):
         resolve_path("${home}/x", tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("override", "words"),
+    [
+        ("model.head_params.lamb=0.2", "head 'csra' has no parameter 'lamb'; did you mean 'lam'?"),
+        ("model.head_params.lam=high", "model.head_params.lam must be a number"),
+        ("model.head_params.lam=.nan", "model.head_params.lam must be a finite number"),
+        ("loss.params.variant=7", "loss.params.variant must be a string"),
+        ("loss.params.beta=.inf", "loss.params.beta must be a finite number"),
+        ("loss.params.gamma_neg=4", "loss 'db' has no parameter 'gamma_neg'"),
+        ("sampler.name=balanced", "unknown sampler 'balanced'; choose one of: repeat_factor, uniform"),
+        ("loss.name=focal", "unknown loss 'focal'"),
+    ],
+)
+def test_registry_names_and_params_are_checked_when_the_recipe_loads(override, words):
+    with pytest.raises(InputError) as info:
+        load_recipe(REPO_ROOT / "train_jobs" / "demo_csra.yaml", [override])
+    assert words in str(info.value) and "demo_csra.yaml" in str(info.value)
+
+
+def test_uniform_sampler_is_a_plain_epoch():
+    import numpy as np
+
+    from cxrlt_core.data.sampler import SAMPLERS, build_train_sampler
+
+    labels = np.array([[1, 0], [0, 0], [0, 1], [0, 0]], dtype=float)
+    np.testing.assert_array_equal(SAMPLERS.get("uniform")(labels), np.ones(4))
+    sampler = build_train_sampler(labels, name="uniform", T=2.0)
+    assert sorted(sampler.epoch_indices(0).tolist()) == [0, 1, 2, 3]
+    rfs = build_train_sampler(labels, name="repeat_factor", T=2.0)  # f_c = 1/2 of the positives: r = sqrt(2/0.5) = 2
+    assert sorted(rfs.epoch_indices(0).tolist()) == [0, 0, 1, 2, 2, 3]

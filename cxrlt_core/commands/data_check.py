@@ -6,10 +6,12 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
+from cxrlt_core.registry import RegistryChoices
+
 if TYPE_CHECKING:
     from cxrlt_core.data.manifest import Manifest
 
-UNCERTAIN_CHOICES = ("ignore", "zero", "one")
+UNCERTAIN_CHOICES = RegistryChoices("cxrlt_core.data.manifest:UNCERTAIN_POLICIES")
 
 
 def register(data_subparsers: argparse._SubParsersAction) -> None:
@@ -23,7 +25,9 @@ def register(data_subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--labels", required=True, metavar="CSV", help="labels CSV (ImageID/image column + classes)")
     parser.add_argument("--images", metavar="DIR", help="image folder the ids are relative to (checked when given)")
     parser.add_argument("--label-space", metavar="NAME", help="registered label space (default: from the header)")
-    parser.add_argument("--uncertain", choices=UNCERTAIN_CHOICES, default="ignore", help="policy for -1 cells")
+    parser.add_argument(
+        "--uncertain", choices=UNCERTAIN_CHOICES, default="ignore", metavar="POLICY", help="-1 cells: %(choices)s"
+    )
     parser.add_argument("--id-column", metavar="NAME", help="id column (default: ImageID, image, Path, ...)")
     parser.add_argument("--meta", metavar="CSV", help="metadata CSV joined by id (e.g. one holding Patient ID)")
     parser.set_defaults(func=run)

@@ -9,7 +9,9 @@ import argparse
 import sys
 from typing import Any
 
-UNCERTAIN_CHOICES = ("ignore", "zero", "one")
+from cxrlt_core.registry import RegistryChoices
+
+UNCERTAIN_CHOICES = RegistryChoices("cxrlt_core.data.manifest:UNCERTAIN_POLICIES")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,7 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--skipped-as-zero", action="store_true", help="count classes without positives as AP 0 (winning code)"
     )
     add_scoring_arguments(parser, default_bootstrap=0)
-    parser.add_argument("--uncertain", choices=UNCERTAIN_CHOICES, default="ignore", help="policy for -1 cells")
+    parser.add_argument(
+        "--uncertain", choices=UNCERTAIN_CHOICES, default="ignore", metavar="POLICY", help="-1 cells: %(choices)s"
+    )
     parser.add_argument(
         "--allow-extra-columns",
         action="store_true",

@@ -14,9 +14,14 @@ import warnings
 from collections.abc import Iterator
 from typing import Any
 
-TTA_SETS = ("none", "flip", "light", "medium", "flip_scale")
-MERGE_MODES = ("mean", "logit_mean", "gmean", "max", "median")
-CALIBRATION_METHODS = ("temperature", "platt", "isotonic")
+from cxrlt_core.registry import RegistryChoices
+
+TTA_SETS = RegistryChoices("cxrlt_core.inference.tta:TTA_SETS")
+MERGE_MODES = RegistryChoices("cxrlt_core.inference.tta:MERGE_MODES")
+GATING_FORMS = RegistryChoices("cxrlt_core.inference.gating:GATING_FORMS")
+CALIBRATORS = RegistryChoices("cxrlt_core.inference.calibration:CALIBRATORS")
+PRECISIONS = RegistryChoices("cxrlt_core.inference.predict:PRECISIONS")
+ON_ERROR = RegistryChoices("cxrlt_core.inference.loader:ON_ERROR")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -38,13 +43,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     predict.add_argument("--labels", required=True, metavar="TEST.csv", help="CSV with the ImageIDs to predict")
     predict.add_argument("--images", required=True, metavar="DIR", help="folder the ImageIDs are relative to")
     predict.add_argument("--out", required=True, metavar="PRED", help="predictions .csv or .parquet to write")
-    predict.add_argument("--tta", default="medium", choices=TTA_SETS, help="TTA views (default medium: 6 views)")
-    predict.add_argument("--merge", default="mean", choices=MERGE_MODES, help="merge of a model's views (mean)")
+    predict.add_argument(
+        "--tta", default="medium", choices=TTA_SETS, metavar="SET", help="TTA views: %(choices)s (default medium)"
+    )
+    predict.add_argument(
+        "--merge", default="mean", choices=MERGE_MODES, metavar="MODE", help="merge of a model's views: %(choices)s"
+    )
     predict.add_argument(
         "--gating-alpha", type=float, default=0.5, metavar="A", help="normal gating strength, 0 = none (0.5)"
     )
     predict.add_argument(
-        "--gating-form", default="power", choices=("power", "linear"), help="p(1-pN)^a (power) or p(1-a pN)"
+        "--gating-form",
+        default="power",
+        choices=GATING_FORMS,
+        metavar="FORM",
+        help="%(choices)s; power: p(1-pN)^a, linear: p(1-a pN)",
     )
     predict.add_argument("--calibration", metavar="CAL.json", help="calibration from `cxrlt calibrate`")
     predict.add_argument(
@@ -54,7 +67,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     predict.add_argument("--num-workers", type=int, default=2, help="image decoding processes (default 2)")
     predict.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="default: cuda if any")
     predict.add_argument(
-        "--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"), help="auto: bf16 on CUDA, fp32 on CPU"
+        "--precision",
+        default="auto",
+        choices=PRECISIONS,
+        metavar="P",
+        help="%(choices)s; auto: bf16 on CUDA, fp32 on CPU",
     )
     predict.add_argument(
         "--forward-batch",
@@ -65,7 +82,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     predict.add_argument(
         "--on-error",
         default="raise",
-        choices=("raise", "skip"),
+        choices=ON_ERROR,
+        metavar="POLICY",
         help="unreadable image: stop naming it (raise), or leave its row out and list it in PRED.failed.csv (skip)",
     )
     predict.add_argument("--threads", type=int, metavar="N", help="torch CPU threads (default: torch's choice)")
@@ -92,7 +110,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     calibrate.add_argument("--pred", required=True, metavar="VAL_PRED", help="validation predictions")
     calibrate.add_argument("--labels", required=True, metavar="VAL.csv", help="labels of the same images")
-    calibrate.add_argument("--method", default="temperature", choices=CALIBRATION_METHODS, help="(temperature)")
+    calibrate.add_argument(
+        "--method", default="temperature", choices=CALIBRATORS, metavar="METHOD", help="%(choices)s (temperature)"
+    )
     calibrate.add_argument("--out", required=True, metavar="CAL.json", help="calibration file to write")
     calibrate.add_argument(
         "--epsilon",

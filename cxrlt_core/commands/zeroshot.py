@@ -11,7 +11,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-SCORING_CHOICES = ("mean_cosine", "mean_embedding", "pos_neg_softmax")
+from cxrlt_core.registry import RegistryChoices
+
+SCORING_CHOICES = RegistryChoices("cxrlt_core.zeroshot.scoring:SCORING_RULES")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -37,7 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     predict.add_argument("--out", required=True, metavar="PRED", help="predictions .csv or .parquet to write")
     predict.add_argument("--eval-labels", metavar="LABELS.csv", help="labels of the same images: print AP/AUC")
     predict.add_argument("--label-space", default="cxrlt2026", metavar="NAME", help="label space (cxrlt2026)")
-    predict.add_argument("--scoring", choices=SCORING_CHOICES, help="override the prompt set's scoring rule")
+    predict.add_argument(
+        "--scoring", choices=SCORING_CHOICES, metavar="RULE", help="override the prompt set's scoring rule: %(choices)s"
+    )
     predict.add_argument("--alpha", type=float, help="override the prompt set's alpha")
     predict.add_argument(
         "--all-rules", action="store_true", help="with --eval-labels: also print the table of every scoring rule"
@@ -132,7 +136,7 @@ def run_predict(args: argparse.Namespace) -> int:
 
     if args.eval_labels:
         labels = read_manifest(args.eval_labels, label_space=space)
-        rules = SCORING_CHOICES if args.all_rules else (prompt_set.scoring,)
+        rules = SCORING_CHOICES.names() if args.all_rules else (prompt_set.scoring,)
         reports: dict[str, Any] = {}
         for rule in rules:
             scores = result.scores if rule == prompt_set.scoring else result.scorer.score(prompt_set, scoring=rule)

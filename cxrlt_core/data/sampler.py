@@ -15,13 +15,14 @@ index is served once per epoch, every batch is full, and only the padding (< ran
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from typing import Literal
+from collections.abc import Callable, Iterator
+from typing import Any, Literal
 
 import numpy as np
 import torch.utils.data
 
 from cxrlt_core.errors import InputError
+from cxrlt_core.registry import Registry
 
 Frequency = Literal["share_of_positives", "image_prevalence"]
 Rounding = Literal["deterministic", "stochastic"]
@@ -177,6 +178,44 @@ class RepeatFactorSampler(torch.utils.data.Sampler[int]):
         return per_rank if self.max_samples is None else min(per_rank, self.max_samples)
 
 
+SamplerFactory = Callable[..., "RepeatFactorSampler"]
+
+#: Training samplers by name (``sampler.name`` in a recipe; the cRT phase's ``optim.crt.sampler``). A factory is
+#: called as ``factory(labels, T=, r_max=, frequency=, rounding=, seed=, num_replicas=, rank=, batch_size=)`` and
+#: returns a sharded epoch sampler; a new sampler is one registered function.
+SAMPLERS: Registry[SamplerFactory] = Registry("sampler")
+
+
+@SAMPLERS.register("repeat_factor")
+def repeat_factor_sampler(
+    labels: np.ndarray,
+    T: float = 0.01,
+    r_max: float = 10.0,
+    frequency: Frequency = "share_of_positives",
+    rounding: Rounding = "deterministic",
+    **sharding: Any,
+) -> RepeatFactorSampler:
+    """Class-aware repeat-factor sampling (module docstring)."""
+    factors = repeat_factors(labels, T=T, r_max=r_max, frequency=frequency)
+    return RepeatFactorSampler(factors, rounding=rounding, **sharding)
+
+
+@SAMPLERS.register("uniform")
+def uniform_sampler(labels: np.ndarray, rounding: Rounding = "deterministic", **options: Any) -> RepeatFactorSampler:
+    """Every image once per epoch (r_i = 1): a plain shuffled epoch."""
+    sharding = {k: v for k, v in options.items() if k in ("seed", "num_replicas", "rank", "batch_size")}
+    return RepeatFactorSampler(np.ones(len(labels)), rounding=rounding, **sharding)
+
+
+@SAMPLERS.register("class_balanced")
+def class_balanced_sampler(labels: np.ndarray, **options: Any) -> RepeatFactorSampler:
+    """Class-balanced sampling (:mod:`cxrlt_core.data.balanced`, the cRT phase's sampler)."""
+    from cxrlt_core.data.balanced import ClassBalancedSampler  # that module subclasses this one's sampler
+
+    sharding = {k: v for k, v in options.items() if k in ("seed", "num_replicas", "rank", "batch_size")}
+    return ClassBalancedSampler(labels, **sharding)
+
+
 def build_train_sampler(
     labels: np.ndarray,
     enabled: bool = True,
@@ -188,9 +227,19 @@ def build_train_sampler(
     num_replicas: int | None = None,
     rank: int | None = None,
     batch_size: int = 1,
+    name: str = "repeat_factor",
 ) -> RepeatFactorSampler:
-    """The training sampler of a recipe: repeat-factor sampling, or (``enabled=False``) a plain shuffled epoch."""
-    factors = repeat_factors(labels, T=T, r_max=r_max, frequency=frequency) if enabled else np.ones(len(labels))
-    return RepeatFactorSampler(
-        factors, rounding=rounding, seed=seed, num_replicas=num_replicas, rank=rank, batch_size=batch_size
+    """The training sampler ``name`` from :data:`SAMPLERS`; ``enabled=False`` is ``uniform``, a plain shuffled
+    epoch."""
+    factory = SAMPLERS.get(name if enabled else "uniform")
+    return factory(
+        labels,
+        T=T,
+        r_max=r_max,
+        frequency=frequency,
+        rounding=rounding,
+        seed=seed,
+        num_replicas=num_replicas,
+        rank=rank,
+        batch_size=batch_size,
     )

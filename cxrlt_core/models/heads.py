@@ -15,6 +15,8 @@ Entries:
 from __future__ import annotations
 
 import inspect
+import typing
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -232,6 +234,17 @@ class CSRAMultiHead(nn.Module):
 
 
 HEADS.add("ml_decoder", MLDecoderHead)
+
+
+def head_parameter_types(name: str) -> dict[str, Any]:
+    """The parameters a recipe may give head ``name`` (``model.head_params``), with their types."""
+    cls = HEADS.get(name)
+    hints = typing.get_type_hints(cls.__init__)
+    return {
+        p: hints.get(p, Any)
+        for p in inspect.signature(cls.__init__).parameters
+        if p not in ("self", "in_features", "num_classes")
+    }
 
 
 def build_head(name: str, in_features: int, num_classes: int, params: dict | None = None) -> nn.Module:

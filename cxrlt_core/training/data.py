@@ -118,22 +118,20 @@ def build_train_loader(
     ``repeat_factor``: repeat-factor sampling when ``sampler.enabled``), a plain shuffled epoch (``uniform``) or
     class-balanced sampling (``class_balanced``, the cRT phase)."""
     s = recipe.sampler
-    batch = recipe.optim.batch_size
-    common = {"seed": recipe.optim.seed, "num_replicas": world_size, "rank": rank, "batch_size": batch}
-    if kind == "class_balanced":
-        from cxrlt_core.data.balanced import ClassBalancedSampler
-
-        sampler: RepeatFactorSampler = ClassBalancedSampler(dataset.labels, **common)
-    else:
-        sampler = build_train_sampler(
-            dataset.labels,
-            enabled=s.enabled and kind == "repeat_factor",
-            T=s.T,
-            r_max=s.r_max,
-            frequency=s.frequency,
-            rounding=s.rounding,
-            **common,
-        )
+    # ``kind`` "repeat_factor" means the recipe's own sampler; a phase may name another registered one (cRT)
+    name = (s.name if s.enabled else "uniform") if kind == "repeat_factor" else kind
+    sampler = build_train_sampler(
+        dataset.labels,
+        name=name,
+        T=s.T,
+        r_max=s.r_max,
+        frequency=s.frequency,
+        rounding=s.rounding,
+        seed=recipe.optim.seed,
+        num_replicas=world_size,
+        rank=rank,
+        batch_size=recipe.optim.batch_size,
+    )
     batch_size = recipe.optim.batch_size
     if recipe.optim.max_steps_per_epoch:
         sampler.max_samples = recipe.optim.max_steps_per_epoch * batch_size

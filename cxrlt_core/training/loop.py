@@ -244,7 +244,7 @@ class Trainer:
         self.log.info(
             "sampler: %s, epoch of %d samples (mean repeat %.2f, max %d), %d steps/epoch of %d per rank x %d ranks, "
             "%d loader workers",
-            "repeat-factor" if r.sampler.enabled else "uniform",
+            r.sampler.name if r.sampler.enabled else "uniform",
             int(repeats.sum()),
             float(repeats.mean()),
             int(repeats.max()),
