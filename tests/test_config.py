@@ -171,8 +171,11 @@ def test_uniform_sampler_is_a_plain_epoch():
     from cxrlt_core.data.sampler import SAMPLERS, build_train_sampler
 
     labels = np.array([[1, 0], [0, 0], [0, 1], [0, 0]], dtype=float)
-    np.testing.assert_array_equal(SAMPLERS.get("uniform")(labels), np.ones(4))
+    np.testing.assert_array_equal(SAMPLERS.get("uniform")(labels).repeats(0), np.ones(4))
     sampler = build_train_sampler(labels, name="uniform", T=2.0)
     assert sorted(sampler.epoch_indices(0).tolist()) == [0, 1, 2, 3]
     rfs = build_train_sampler(labels, name="repeat_factor", T=2.0)  # f_c = 1/2 of the positives: r = sqrt(2/0.5) = 2
     assert sorted(rfs.epoch_indices(0).tolist()) == [0, 0, 1, 2, 2, 3]
+    # class-balanced: π_i = (1/C') Σ_c 1/n_c = 1/4 for images 0 and 2, 0 for the others (never drawn)
+    balanced = build_train_sampler(labels, name="class_balanced")
+    assert set(balanced.epoch_indices(0).tolist()) <= {0, 2} and len(balanced.epoch_indices(0)) == 4
