@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "cxrlt_core.commands.demo",
     "cxrlt_core.commands.evaluate",
     "cxrlt_core.commands.compare",
+    "cxrlt_core.commands.audit",
     "cxrlt_core.commands.submission",
     "cxrlt_core.commands.predict",
     "cxrlt_core.commands.runs",

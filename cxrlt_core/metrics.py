@@ -416,11 +416,16 @@ def per_class_metrics(
     n_bins: int = ECE_BINS,
     class_names: Sequence[str] | None = None,
 ) -> ClassMetrics:
-    """AP, ROC AUC, F1 at ``threshold`` and ECE of every class of an (images, classes) matrix; NaN labels masked.
+    """AP, ROC AUC, F1 at ``threshold`` (one, or one per class) and ECE of every class; NaN labels masked.
 
     One sort per class; each figure equals scikit-learn's on that class's known rows.
     """
     labels, scores, _ = check_inputs(labels, scores, class_names)
+    if np.ndim(threshold):
+        thresholds = np.asarray(threshold, dtype=np.float64)
+        if thresholds.shape != (labels.shape[1],) or not np.isfinite(thresholds).all():
+            raise InputError(f"thresholds: expected {labels.shape[1]} finite values, got {threshold!r}")
+        return _per_class_metrics(labels, scores, thresholds, n_bins)
     return _per_class_metrics(labels, scores, _check_threshold(threshold), n_bins)
 
 
