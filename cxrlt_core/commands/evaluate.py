@@ -39,6 +39,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="ignore label columns that are neither classes nor known metadata (default: error, as a misspelt "
         "class would otherwise drop out of the scores silently)",
     )
+    parser.add_argument(
+        "--label-map",
+        metavar="NAME|FILE",
+        help="score across label spaces: a registered map (nih14_to_cxrlt2026, cxrlt2024_to_cxrlt2026) or a "
+        "YAML/JSON map file; predictions and/or labels in its source space are mapped to its target",
+    )
     parser.add_argument("--json", metavar="OUT.json", help="write the report as JSON (atomically)")
     parser.set_defaults(func=run)
 
@@ -100,6 +106,21 @@ def _plain(obj: Any) -> Any:
     return obj
 
 
+def _apply_label_map(spec: str, pred: Any, labels: Any, train: Any) -> tuple[Any, Any, Any]:
+    """Bring predictions, labels and training labels into the map's target space; say what was mapped."""
+    from cxrlt_core.label_maps import load_label_map, map_manifest, map_predictions
+
+    label_map = load_label_map(spec)
+    pred, mapped_pred = map_predictions(pred, label_map)
+    labels, mapped_labels = map_manifest(labels, label_map)
+    if train is not None:
+        train, _ = map_manifest(train, label_map)
+    mapped = [name for name, done in (("predictions", mapped_pred), ("labels", mapped_labels)) if done]
+    print(f"label map {label_map.name} ({label_map.source} -> {label_map.target}) applied to "
+          f"{' and '.join(mapped) or 'nothing (both already in the target space)'}", file=sys.stderr)  # fmt: skip
+    return pred, labels, train
+
+
 def run(args: argparse.Namespace) -> int:
     """Load, align, score, print; exit 0."""
     from cxrlt_core.atomic import write_json
@@ -119,6 +140,8 @@ def run(args: argparse.Namespace) -> int:
             args.train_labels, label_space=labels.label_space, uncertain=args.uncertain, strict_columns=strict
         )
     pred = read_predictions(args.pred)
+    if args.label_map:
+        pred, labels, train = _apply_label_map(args.label_map, pred, labels, train)
     options = scoring_options(args)
     result = evaluate(
         pred,
