@@ -20,6 +20,7 @@ from pathlib import Path
 
 from cxrlt_core.errors import InputError
 from cxrlt_core.lifeline import child_env
+from cxrlt_core.pathguard import check_override_paths
 from cxrlt_core.runlock import describe_holder, live_holder
 from cxrlt_core.runs import read_status, request_stop, write_status
 from cxrlt_core.workspace import Workspace
@@ -39,6 +40,7 @@ class LaunchSpec:
     resume: bool = False
     slurm: bool = False
     slurm_args: tuple[str, ...] = ()
+    allow_outside: bool = False  # paths in the overrides may leave the workspace (cxrlt_core.pathguard)
 
 
 def train_command(spec: LaunchSpec, workspace: Workspace) -> list[str]:
@@ -72,6 +74,7 @@ def launch(spec: LaunchSpec, workspace: Workspace) -> Path:
         raise InputError(f"recipe {spec.recipe} not found")
     if spec.nproc < 1:
         raise InputError(f"number of processes must be at least 1, got {spec.nproc}")
+    check_override_paths(spec.overrides, workspace.root, spec.allow_outside)
     run_dir = workspace.run(spec.run_name)
     status = read_status(run_dir)
     if spec.resume:

@@ -58,6 +58,7 @@ with launch_tab:
         launcher = c5.selectbox("Where", ["this machine", "torchrun (N processes)", "SLURM (submitit)"])
         nproc = c6.number_input("Processes (torchrun)", 1, 64, 2 if launcher.startswith("torchrun") else 1)
         slurm_args = st.text_input("SLURM options", "--partition gpu --gpus 4 --time 24:00:00", disabled=True)
+        allow_outside = st.checkbox("Allow paths outside the workspace", False, help="data.train_csv, data.image_root…")
         submitted = st.form_submit_button("Launch", type="primary")
 
     current = dataclasses.asdict(base)
@@ -76,6 +77,7 @@ with launch_tab:
         nproc=int(nproc) if launcher.startswith("torchrun") else 1,
         slurm=launcher.startswith("SLURM"),
         slurm_args=tuple(slurm_args.split()) if launcher.startswith("SLURM") else (),
+        allow_outside=allow_outside,
     )
     if submitted:
         try:
