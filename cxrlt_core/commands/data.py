@@ -8,6 +8,7 @@ import importlib
 DATA_COMMAND_MODULES = (
     "cxrlt_core.commands.data_check",
     "cxrlt_core.commands.data_demo",
+    "cxrlt_core.commands.data_split",
 )
 
 
