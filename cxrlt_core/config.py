@@ -27,6 +27,7 @@ import yaml
 
 from cxrlt_core.data.augment import AugmentConfig
 from cxrlt_core.errors import InputError
+from cxrlt_core.recipes import resolve_recipe
 
 AMP_MODES = ("auto", "bf16", "fp16", "off")
 DEVICES = ("auto", "cpu", "cuda")
@@ -306,16 +307,15 @@ class Recipe:
 
 # ------------------------------------------------------------------------------------------------ loading, overrides
 def load_recipe(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> Recipe:
-    """Read a recipe YAML file and apply ``key=value`` overrides (values parsed as YAML).
+    """Read a recipe YAML file, or a shipped recipe by name (:mod:`cxrlt_core.recipes`), and apply ``key=value``
+    overrides (values parsed as YAML).
 
     Example: ``load_recipe("train_jobs/demo_csra.yaml", ["optim.phase2.epochs=3", "optim.batch_size=16"])``.
 
     Raises:
         InputError: missing file, bad YAML, unknown keys, wrong types or impossible values, naming the file and key.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: recipe file not found")
+    path = resolve_recipe(path)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:

@@ -32,7 +32,6 @@ from typing import Any
 
 from cxrlt_core.atomic import write_json
 from cxrlt_core.errors import CxrltError, InputError
-from cxrlt_core.paths import REPO_ROOT
 from cxrlt_core.workspace import Workspace
 
 BUILD_DIR = ".build"
@@ -201,7 +200,7 @@ def _step_train(
     # (measured on 2 cores: 279 s for both runs with one worker each vs 212 s without).
     side_by_side = [f"optim.threads={threads}", "optim.num_workers=0"] if threads else []
     overrides = list(profile.train_overrides) + side_by_side
-    recipe = load_recipe(REPO_ROOT / "train_jobs" / f"{run}.yaml", overrides)
+    recipe = load_recipe(run, overrides)  # a shipped recipe, by name
     run_dir = runs.create_run(ws, run, exist_ok=True)
     resume = runs.training_state_path(run_dir).exists()
 

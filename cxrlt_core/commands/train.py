@@ -11,8 +11,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``cxrlt train``."""
     parser = subparsers.add_parser(
         "train",
-        help="train a Task 1 recipe (train_jobs/*.yaml)",
-        description="Train a recipe: cxrlt train --config train_jobs/demo_csra.yaml [key=value ...]",
+        help="train a Task 1 recipe (a shipped one by name, or a YAML file)",
+        description="Train a recipe: cxrlt train --config demo_csra [key=value ...] (shipped recipes: the files of "
+        "train_jobs/, installed with the package; or a path to your own YAML)",
     )
     add_arguments(parser)
     parser.set_defaults(func=_handle)

@@ -28,7 +28,9 @@ from cxrlt_core.errors import InputError
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The arguments of ``cxrlt train`` (and of ``python -m cxrlt_core.training``)."""
-    parser.add_argument("--config", help="recipe YAML (e.g. train_jobs/demo_csra.yaml); default on --resume: the run's")
+    parser.add_argument(
+        "--config", help="a shipped recipe's name (e.g. demo_csra) or a recipe YAML; default on --resume: the run's"
+    )
     parser.add_argument(
         "overrides", nargs="*", metavar="KEY=VALUE", help="recipe overrides, e.g. optim.phase2.epochs=3"
     )
@@ -79,7 +81,7 @@ def prepare_run(args: argparse.Namespace) -> tuple[Path, Any]:
 
     if args.run_dir:
         run_dir = Path(args.run_dir)
-        config = Path(args.config) if args.config else run_dir / runs.CONFIG_FILE
+        config = args.config or run_dir / runs.CONFIG_FILE
         return run_dir, load_recipe(config, args.overrides)
     workspace = Workspace.open(args.workspace)
     if args.resume:
@@ -103,7 +105,7 @@ def prepare_run(args: argparse.Namespace) -> tuple[Path, Any]:
             raise InputError(f"run {args.run_name!r} is running (pid {status.get('pid')}); stop it before resuming")
         return run_dir, recipe
     if not args.config:
-        raise InputError("--config RECIPE is required (e.g. train_jobs/demo_csra.yaml)")
+        raise InputError("--config RECIPE is required (a shipped recipe's name, e.g. demo_csra, or a YAML file)")
     recipe = load_recipe(args.config, args.overrides)
     run_dir = runs.create_run(workspace, args.run_name or runs.new_run_name(recipe.name))
     from cxrlt_core.atomic import write_text
@@ -162,7 +164,7 @@ def _peek_device(args: argparse.Namespace) -> str:
     from cxrlt_core.config import load_recipe
     from cxrlt_core.workspace import Workspace
 
-    config = Path(args.config) if args.config else None
+    config: str | Path | None = args.config or None
     if config is None and args.run_dir:
         config = Path(args.run_dir) / runs.CONFIG_FILE
     if config is None and args.run_name and args.resume:
