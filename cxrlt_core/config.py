@@ -1,10 +1,10 @@
 """Training recipes: dataclasses that round-trip to YAML, with ``key=value`` overrides and checked types.
 
-A recipe (``train_jobs/*.yaml``) has the sections ``data``, ``model``, ``loss``, ``sampler``, ``optim``, ``tracking``
-and the recipe's ``name`` / ``description``. Every key is optional except ``data.train_csv``; missing keys take the
-defaults below, which are the CXR-LT 2026 winning code's values (docs/method.md). Unknown keys, values of the wrong
-type and impossible values (a negative learning rate) are one :class:`~cxrlt_core.errors.InputError` naming the
-file and the key.
+A recipe (``train_jobs/*.yaml``) has the sections ``data``, ``model``, ``loss``, ``sampler``, ``optim``, ``tracking``,
+``profile`` (the fidelity profile, ``cxrlt_core.fidelity``) and the recipe's ``name`` / ``description``. Every key is
+optional except ``data.train_csv``; missing keys take the defaults below, which are the CXR-LT 2026 winning code's
+values (docs/method.md). Unknown keys, values of the wrong type and impossible values (a negative learning rate) are
+one :class:`~cxrlt_core.errors.InputError` naming the file and the key.
 
 Paths may start with ``${workspace}`` (the run's workspace), ``${shared_data}`` (the folder named by
 ``$CXRLT_SHARED_DATA``) or ``${repo}`` (the source tree); other relative paths are relative to the current folder.
@@ -69,13 +69,18 @@ class DataConfig:
 
 @dataclasses.dataclass
 class ModelSection:
-    """The network: a timm backbone by name and a registered head (``cxrlt_core.models``)."""
+    """The network: a timm backbone by name and a registered head (``cxrlt_core.models``).
+
+    ``pretrained`` may also be ``run:NAME`` (that run's ``checkpoints/best.safetensors`` in the workspace, e.g. a
+    Stage 1 run); ``transfer`` says what happens to its head (``cxrlt_core.models.classifier.TRANSFERS``).
+    """
 
     backbone: str = "convnextv2_base"
     head: str = "csra"
     head_params: dict[str, Any] = dataclasses.field(default_factory=dict)
     drop_path_rate: float = 0.2
     pretrained: str | None = None
+    transfer: Literal["auto", "keep_hidden", "reinit_head"] = "auto"
     mean: list[float] | None = None
     std: list[float] | None = None
 
@@ -260,6 +265,29 @@ class TrackingConfig:
 
 
 @dataclasses.dataclass
+class ProfileConfig:
+    """The fidelity profile (``cxrlt_core.fidelity``): a named set of choices, each of which may be overridden."""
+
+    name: str = "cxrlt"
+    interpolation: str | None = None
+    rounding: str | None = None
+    tta_geometry: str | None = None
+    lr_step: str | None = None
+    head_init: str | None = None
+    val_split: str | None = None
+
+    def resolve(self) -> Any:
+        """The :class:`~cxrlt_core.fidelity.FidelityProfile` this section names."""
+        from cxrlt_core.fidelity import resolve_profile
+
+        overrides = {k: v for k, v in dataclasses.asdict(self).items() if k != "name"}
+        try:
+            return resolve_profile(self.name, overrides)
+        except InputError as exc:
+            raise InputError(f"profile: {exc}") from None
+
+
+@dataclasses.dataclass
 class Recipe:
     """A whole training recipe."""
 
@@ -271,11 +299,13 @@ class Recipe:
     sampler: SamplerConfig = dataclasses.field(default_factory=SamplerConfig)
     optim: OptimConfig = dataclasses.field(default_factory=OptimConfig)
     tracking: TrackingConfig = dataclasses.field(default_factory=TrackingConfig)
+    profile: ProfileConfig = dataclasses.field(default_factory=ProfileConfig)
 
     def check(self) -> None:
         """Raise ``InputError`` for impossible values (types are checked while parsing), unknown registry names and
         head or loss parameters that the named head or loss does not take, has another type for, or that are not
         finite numbers."""
+        self.profile.resolve()
         self.data.check()
         self.model.check()
         self.sampler.check()

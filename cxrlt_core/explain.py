@@ -104,14 +104,14 @@ def top_findings(
 
 
 def prepare_radiograph(image: np.ndarray, sidecar: dict) -> tuple[np.ndarray, torch.Tensor]:
-    """A decoded radiograph → (the gray uint8 image the model sees, its (1, 3, H, W) input tensor).
+    """A decoded radiograph → (the gray uint8 image the model sees, its (1, C, H, W) input tensor).
 
-    The preprocessing (size, percentile clipping) and normalisation come from the checkpoint's sidecar, so an image
-    is fed exactly as the model was trained.
+    Size, interpolation, rounding, clipping and normalisation come from the checkpoint's input contract
+    (:class:`~cxrlt_core.models.contract.InputContract`, read from its sidecar), so an image is fed exactly as the
+    model was trained.
     """
-    from cxrlt_core.data.images import Preprocess, apply_preprocess, to_model_tensor
+    from cxrlt_core.models.contract import InputContract
 
-    gray = apply_preprocess(image, Preprocess.from_dict(sidecar["preprocess"]))
-    norm = sidecar["normalize"]
-    tensor = torch.from_numpy(to_model_tensor(gray, norm["mean"], norm["std"]))[None]
-    return gray, tensor
+    contract = InputContract.from_sidecar(sidecar)
+    gray = contract.prepare(image)
+    return gray, contract.to_tensor(gray)[None]

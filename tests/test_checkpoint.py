@@ -80,9 +80,13 @@ def test_round_trip_rebuilds_the_model_from_the_sidecar_alone(tmp_path, head):
     assert info["model"]["label_space"]["name"] == "demo"
     assert (info["run_id"], info["epoch"], info["metrics"]) == ("r1", 7, {"mAP": 0.25})
     assert info["cxrlt_version"] == __version__ and info["created"]
-    assert info["normalize"]["mean"] == [0.485, 0.456, 0.406]
-    assert Preprocess.from_dict(info["preprocess"]) == Preprocess(image_size=SIZE)
+    contract = loaded.input_contract
+    assert contract.mean == (0.485, 0.456, 0.406) and contract.class_names == tuple(CLASSES)
+    assert contract.preprocess == Preprocess(image_size=SIZE) and info["input"] == contract.to_dict()
     assert read_sidecar(side) == info
+    stored = json.loads(side.read_text())  # the input fields are stored once, in the input section
+    assert "preprocess" not in stored and "normalize" not in stored
+    assert not {"mean", "std", "class_names", "label_space", "input_size"} & set(stored["model"])
 
 
 def test_sidecar_keeps_the_callers_preprocessing_and_extra_keys(tmp_path):
@@ -90,7 +94,8 @@ def test_sidecar_keeps_the_callers_preprocessing_and_extra_keys(tmp_path):
     pre = Preprocess(image_size=SIZE, clip_low=1.0, interpolation="linear")
     save_checkpoint(path, _model(), {"preprocess": pre, "ema": True, "metrics": {"loss": float("nan")}})
     info = read_sidecar(path)
-    assert Preprocess.from_dict(info["preprocess"]) == pre and info["ema"] is True
+    assert Preprocess.from_dict({k: v for k, v in info["input"].items() if k in pre.to_dict()}) == pre
+    assert info["ema"] is True
     assert info["metrics"] == {"loss": None}
     with pytest.raises(InputError, match="written by save_checkpoint"):
         save_checkpoint(path, _model(), {"model": {}})
@@ -150,6 +155,7 @@ def test_bad_checkpoints_are_clear_errors(tmp_path):
         load_checkpoint(path)
     edited = json.loads(good)
     edited["model"]["head"] = "csra"
+    edited["model"]["pooling"] = "feature_map"
     side.write_text(json.dumps(edited))
     with pytest.raises(InputError, match=r"best\.json: head 'csra' has no parameter\(s\) \['hidden'\]"):
         load_checkpoint(path)

@@ -81,7 +81,7 @@ def _reference(checkpoint: Path, paths: list[Path], tta: str, alpha: float) -> t
     the normalised black as fill, one model call per view, mean of probabilities, gating by formula."""
     model, sidecar = load_checkpoint(checkpoint)
     config = sidecar["model"]
-    preprocess = Preprocess.from_dict(sidecar["preprocess"])
+    preprocess = model.input_contract.preprocess
     batch = np.stack([load_image(p, preprocess) for p in paths])
     x = torch.from_numpy(to_model_tensor(batch, config["mean"], config["std"]))
     black = -torch.tensor(config["mean"]) / torch.tensor(config["std"])

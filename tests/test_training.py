@@ -170,7 +170,8 @@ def test_smoke_train_writes_a_complete_run(tiny_data: Path, tmp_path: Path):
     for which in ("best", "last"):
         model, sidecar = load_checkpoint(run_dir / "checkpoints" / f"{which}.safetensors")
         assert sidecar["run_id"] == "smoke" and sidecar["model"]["class_names"] == list(CLASSES)
-        assert sidecar["preprocess"]["image_size"] == [64, 64] and sidecar["label_space"]["classes"] == list(CLASSES)
+        contract = model.input_contract
+        assert contract.image_size == (64, 64) and contract.label_space["classes"] == list(CLASSES)
         assert model(torch.zeros(1, 3, 64, 64)).shape == (1, 3)
     last = json.loads((run_dir / "checkpoints" / "last.json").read_text())
     assert last["epoch"] == 2 and last["metrics"]["mAP"] == pytest.approx(records[-1]["val"]["mAP"])

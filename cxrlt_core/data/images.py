@@ -38,6 +38,7 @@ __all__ = [
     "INTENSITY_MODES",
     "INTERPOLATIONS",
     "Preprocess",
+    "ROUNDINGS",
     "apply_preprocess",
     "decode_radiograph",
     "load_image",
@@ -67,6 +68,10 @@ INTERPOLATIONS: dict[str, int] = {
     "nearest": cv2.INTER_NEAREST,
 }
 """Resize interpolations by name; ``"auto"`` (the default) is area for shrinking and linear for enlarging."""
+
+ROUNDINGS = ("rint", "truncate")
+"""How rescaled intensities become uint8: ``rint`` rounds to the nearest level; ``truncate`` drops the fraction, as a
+numpy ``astype(np.uint8)`` cast does (the winning code)."""
 
 INTENSITY_MODES = ("percentile", "full_range")
 """``percentile``: the method's 0.5/99.5 clipping (``to_uint8``); ``full_range``: divide by the dtype's maximum as the
@@ -301,17 +306,21 @@ def to_gray(image: np.ndarray, channel_order: str = "bgr") -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------------------- intensities
-def to_uint8(image: np.ndarray, low: float = 0.5, high: float = 99.5, sample_pixels: int = 2000) -> np.ndarray:
+def to_uint8(
+    image: np.ndarray, low: float = 0.5, high: float = 99.5, sample_pixels: int = 2000, rounding: str = "rint"
+) -> np.ndarray:
     """Percentile clipping to uint8 (docs/method.md, Task 1 preprocessing, after the winning code).
 
     With ``s = x.ravel()[::max(1, x.size // sample_pixels)]`` (a strided sample of about ``sample_pixels`` pixels),
     ``lo, hi = np.percentile(s, [low, high])`` (linear interpolation) and
 
-        ``y = round(255 * (clip(x, lo, hi) - lo) / (hi - lo))``,
+        ``rint``:     ``y = round(255 * (clip(x, lo, hi) - lo) / (hi - lo))``
+        ``truncate``: ``y = floor((clip(x, lo, hi) - lo) / (hi - lo) * 255)``  (the winning code's uint8 cast, in
+                      its order of operations, so that exact integers land on the same side)
 
     computed in float64 (uint16 images through an exact 65,536-entry lookup table). ``uint8`` input is returned
-    unchanged, as in the winning code. A constant image (``hi == lo``) has no contrast to stretch and maps to zeros
-    rather than dividing by zero.
+    unchanged, as in the winning code. A constant image (``hi == lo``) maps to zeros with ``rint``; with
+    ``truncate`` to ``floor(x / max(x) * 255)`` (zeros if ``max(x) <= 0``), the winning code's fallback.
 
     Raises:
         ValueError: the image holds NaN or infinity at the sampled percentiles.
@@ -325,7 +334,24 @@ def to_uint8(image: np.ndarray, low: float = 0.5, high: float = 99.5, sample_pix
     lo, hi = (float(v) for v in np.percentile(flat[::stride], [low, high]))
     if not (np.isfinite(lo) and np.isfinite(hi)):
         raise ValueError("image has non-finite pixel values")
+    if rounding == "truncate":
+        return _truncate_to_uint8(image, lo, hi)
     return _linear_to_uint8(image, lo, hi)
+
+
+def _truncate_to_uint8(image: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """``floor((clip(x, lo, hi) - lo) / (hi - lo) * 255)`` in float64; ``hi <= lo``: ``floor(x / max * 255)``."""
+    if image.dtype == np.uint16:
+        table = _truncate_to_uint8(np.arange(65536, dtype=np.float64), lo, hi) if hi > lo else None
+        if table is not None:
+            return np.take(table, image)
+    if not hi > lo:
+        top = float(image.max())
+        if top <= 0:
+            return np.zeros(image.shape, dtype=np.uint8)
+        return np.clip(image.astype(np.float64) / top * 255.0, 0.0, 255.0).astype(np.uint8)
+    values = (np.clip(image.astype(np.float64), lo, hi) - lo) / (hi - lo) * 255.0
+    return values.astype(np.uint8)
 
 
 def to_uint8_full_range(image: np.ndarray) -> np.ndarray:
@@ -372,6 +398,7 @@ class Preprocess:
             letterboxes, centred, with ``pad_value``.
         pad_value: gray level of the letterbox padding.
         intensity: ``"percentile"`` (the method) or ``"full_range"`` (WhyXrayCLIP paper: ÷255 / ÷65535).
+        rounding: ``"rint"`` (nearest level) or ``"truncate"`` (the winning code's uint8 cast), see :func:`to_uint8`.
     """
 
     image_size: int | tuple[int, int] = 512
@@ -382,6 +409,7 @@ class Preprocess:
     keep_aspect: bool = False
     pad_value: int = 0
     intensity: str = "percentile"
+    rounding: str = "rint"
 
     #: Bump when the meaning of a field changes, so that caches keyed by :meth:`key` are not reused.
     VERSION = 1
@@ -408,6 +436,8 @@ class Preprocess:
             raise InputError(f"unknown interpolation {self.interpolation!r}; choose one of: {choices}")
         if self.intensity not in INTENSITY_MODES:
             raise InputError(f"unknown intensity mode {self.intensity!r}; choose one of: {', '.join(INTENSITY_MODES)}")
+        if self.rounding not in ROUNDINGS:
+            raise InputError(f"unknown rounding {self.rounding!r}; choose one of: {', '.join(ROUNDINGS)}")
         if not 0 <= int(self.pad_value) <= 255:
             raise InputError(f"pad_value must be a gray level in 0..255, got {self.pad_value}")
 
@@ -436,7 +466,10 @@ class Preprocess:
 
     def key(self) -> str:
         """A stable cache key such as ``"512x512-1f0c3a9b2e4d"``: the size, then a hash of every setting."""
-        payload = json.dumps({"version": self.VERSION, **self.to_dict()}, sort_keys=True, separators=(",", ":"))
+        settings = self.to_dict()
+        if settings["rounding"] == "rint":
+            del settings["rounding"]  # the original behaviour keeps the cache keys it had before the field existed
+        payload = json.dumps({"version": self.VERSION, **settings}, sort_keys=True, separators=(",", ":"))
         digest = hashlib.sha256(payload.encode("utf-8")).hexdigest()[:12]
         return f"{self.height}x{self.width}-{digest}"
 
@@ -473,7 +506,7 @@ def apply_preprocess(image: np.ndarray, preprocess: Preprocess) -> np.ndarray:
     if image.ndim == 3:
         image = to_gray(image, channel_order="rgb")
     if preprocess.intensity == "percentile":
-        gray = to_uint8(image, preprocess.clip_low, preprocess.clip_high, preprocess.sample_pixels)
+        gray = to_uint8(image, preprocess.clip_low, preprocess.clip_high, preprocess.sample_pixels, preprocess.rounding)
     else:
         gray = to_uint8_full_range(image)
     return resize_image(gray, preprocess)

@@ -1,6 +1,9 @@
 """Patient-grouped train / validation splits: no patient has images on both sides.
 
-The winning CXR-LT 2026 code held out 10 % of images grouped by ``PatientID``. Groups are shuffled with a seeded
+Two ways. :func:`patient_shuffle_split` is the winning CXR-LT 2026 code's: scikit-learn's ``GroupShuffleSplit`` with
+``test_size = val_fraction`` takes that share of the *patients* (``ceil(f · n_patients)``, drawn with
+``RandomState(seed).permutation`` over the sorted patient ids). :func:`patient_grouped_split` aims at that share of the
+*images* instead: groups are shuffled with a seeded
 generator and added to validation while they fit under the target image count, so the split is deterministic for a
 seed and within one patient's images of ``val_fraction``. With ``labels`` given, several seeded candidates are drawn
 and the one whose validation prevalence best matches the whole set is kept (fewest classes with training positives
@@ -108,3 +111,38 @@ def patient_grouped_split(
     if val.all():
         raise InputError("validation split took every image; lower val_fraction")
     return np.flatnonzero(~val).astype(np.int64), np.flatnonzero(val).astype(np.int64)
+
+
+def patient_shuffle_split(
+    data: Manifest | tuple[Sequence[str], Sequence[str | None] | None], val_fraction: float = 0.1, seed: int = 42
+) -> tuple[np.ndarray, np.ndarray]:
+    """``val_fraction`` of the patients to validation, as the winning code did (``GroupShuffleSplit``, one split).
+
+    Groups are the patient ids as text (rows without one are their own group, keyed by image id), so the sorted
+    group order — and with it the draw — is the one scikit-learn makes from the CSV's ``PatientID`` column.
+
+    Returns:
+        ``(train_idx, val_idx)``: sorted int64 row indices.
+    """
+    from sklearn.model_selection import GroupShuffleSplit
+
+    if not 0.0 < val_fraction < 1.0:
+        raise InputError(f"val_fraction must be between 0 and 1, got {val_fraction}")
+    if isinstance(data, Manifest):
+        ids, patients = data.ids, data.patients
+    else:
+        ids, patients = data
+    ids = np.asarray(ids, dtype=object)
+    if patients is None:
+        keys = np.array(["image:" + str(i) for i in ids], dtype=object)
+    else:
+        patients = np.asarray(patients, dtype=object)
+        if len(patients) != len(ids):
+            raise InputError(f"{len(ids)} ids but {len(patients)} patient ids")
+        blank = pd.isna(patients) | (patients == "")
+        keys = np.where(blank, np.array(["image:" + str(i) for i in ids], dtype=object), patients.astype(str))
+    if len(set(keys.tolist())) < 2:
+        raise InputError(f"cannot split {len(ids)} images of fewer than two patients into two groups")
+    splitter = GroupShuffleSplit(n_splits=1, test_size=val_fraction, random_state=seed)
+    train_idx, val_idx = next(splitter.split(np.zeros(len(ids)), groups=keys.astype(str)))
+    return np.sort(train_idx).astype(np.int64), np.sort(val_idx).astype(np.int64)

@@ -84,6 +84,7 @@ class LoadedModel:
     normal: str | None = None
     label_space: dict[str, Any] | None = None
     info: dict[str, Any] = dataclasses.field(default_factory=dict)
+    contract: Any = None
 
     @property
     def name(self) -> str:
@@ -105,43 +106,30 @@ def _size_pair(value: Any) -> tuple[int, int]:
     return height, width
 
 
-def _triple(values: Sequence[Any]) -> tuple[float, float, float]:
-    first, second, third = (float(v) for v in values)
-    return first, second, third
-
-
 def _spec_from_sidecar(path: Path, model: torch.nn.Module, sidecar: Mapping[str, Any]) -> LoadedModel:
-    """Read classes, preprocessing and normalisation from a checkpoint's sidecar (``cxrlt_core.models.checkpoint``)."""
-    from cxrlt_core.data.images import IMAGENET_MEAN, IMAGENET_STD, Preprocess
+    """Classes, preprocessing and normalisation from the model's input contract (``cxrlt_core.models.contract``)."""
+    from cxrlt_core.models.contract import InputContract, contract_of
 
-    config = dict(sidecar.get("model") or sidecar.get("model_config") or {})
-    classes = config.get("class_names") or sidecar.get("class_names")
-    if not classes:
-        raise InputError(f"{path}: checkpoint sidecar names no classes (model.class_names)")
-    space = config.get("label_space") or sidecar.get("label_space")
-    space = dict(space) if isinstance(space, Mapping) else None
-    input_size = config.get("input_size") or sidecar.get("input_size")
-    preprocess_data = sidecar.get("preprocess")
-    if preprocess_data:
-        preprocess = Preprocess.from_dict(preprocess_data)
-    elif input_size:
-        preprocess = Preprocess(image_size=_size_pair(input_size))
-    else:
-        raise InputError(f"{path}: checkpoint sidecar has neither preprocess nor input_size")
-    mean = _triple(config.get("mean") or sidecar.get("mean") or IMAGENET_MEAN)
-    std = _triple(config.get("std") or sidecar.get("std") or IMAGENET_STD)
+    try:
+        contract = contract_of(model)
+    except InputError:
+        contract = InputContract.from_sidecar(sidecar, str(path))
+    if not contract.class_names:
+        raise InputError(f"{path}: checkpoint sidecar names no classes (input.class_names)")
+    config = dict(sidecar.get("model") or {})
     info = {k: config[k] for k in ("backbone", "head", "name", "arch") if k in config}
     return LoadedModel(
         path=path,
         model=model,
-        classes=tuple(str(c) for c in classes),
-        preprocess=preprocess,
-        mean=mean,
-        std=std,
-        input_size=_size_pair(input_size if input_size else preprocess.image_size),
-        normal=(space or {}).get("normal"),
-        label_space=space,
+        classes=contract.class_names,
+        preprocess=contract.preprocess,
+        mean=contract.mean,  # type: ignore[arg-type]
+        std=contract.std,  # type: ignore[arg-type]
+        input_size=contract.image_size,
+        normal=contract.normal,
+        label_space=dict(contract.label_space) if contract.label_space else None,
         info=info,
+        contract=contract,
     )
 
 
@@ -497,6 +485,7 @@ def model_probabilities(runner: _ModelRunner, gray: torch.Tensor) -> np.ndarray:
             fill=0.0,
             transform=runner.normaliser,
             forward_batch=runner.forward_batch,
+            geometry=runner.spec.contract.tta_geometry if runner.spec.contract is not None else "cxrlt",
         )
     return probs.cpu().numpy()
 

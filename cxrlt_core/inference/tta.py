@@ -9,9 +9,20 @@ All views of a batch are made with a few tensor ops on the model's device and go
 of at most ``forward_batch`` view-images (``None``: all ``V x B`` in one call). How large that call should be is a
 property of the device, measured by ``benchmarks/tta_bench.py`` (:data:`DEFAULT_FORWARD_BATCH`).
 
-Padding: zoom-out and rotation corners are filled with ``fill``. The predict pipeline applies the views to the gray
-image *before* normalisation with ``fill = 0``, i.e. black, which after normalisation is ``-mean / std``, exactly what
-a black pixel of the image becomes (the percentile-clipped image's minimum is 0).
+Two geometries (the model's input contract says which, from its fidelity profile):
+
+``cxrlt``: zoom-out and rotation corners are filled with ``fill``; zoom-in crops ``round(H / f)`` and resizes back
+(zoom-out resizes to ``round(H · f)``, antialiased). The predict pipeline applies the views to the gray image *before*
+normalisation with ``fill = 0``, i.e. black, which after normalisation is ``-mean / std``, exactly what a black pixel
+of the image becomes (the percentile-clipped image's minimum is 0).
+
+``winning_code`` (the CXR-LT 2026 winners' ``tta.py``): rotations sample with reflection padding; zoom-in upsamples to
+``int(H · f)`` (bilinear) and centre-crops ``H`` from offset ``(int(H · f) − H) // 2``; zoom-out resizes to
+``int(H · f)`` (bilinear, no antialiasing) and pads back by reflection, ``(H − h) // 2`` before. At 512 px: zoom-in
+1.1 → 563 (offset 25), 1.05 → 537 (offset 12); zoom-out 0.9 → 460 (26 + 26 padding), 0.95 → 486 (13 + 13).
+The winners apply the views to the normalised tensor, cxrlt to the gray image before normalisation; reflection,
+bilinear weights (summing to 1) and the affine normalisation commute, so both give the same values up to float
+rounding.
 """
 
 from __future__ import annotations
@@ -28,6 +39,7 @@ from cxrlt_core.registry import Registry
 
 __all__ = [
     "DEFAULT_FORWARD_PIXELS",
+    "GEOMETRIES",
     "MERGE_MODES",
     "TTA_SETS",
     "View",
@@ -43,10 +55,13 @@ __all__ = [
     "tta_probabilities",
     "zoom",
     "zoom_in",
+    "zoom_in_upsample",
     "zoom_out",
+    "zoom_out_reflect",
 ]
 
 Fill = float | torch.Tensor
+GEOMETRIES = ("cxrlt", "winning_code")
 
 
 # ------------------------------------------------------------------------------------------------------- the views
@@ -88,17 +103,38 @@ def zoom_out(x: torch.Tensor, factor: float, fill: Fill = 0.0) -> torch.Tensor:
     return F.pad(small - value, pad) + value
 
 
-def zoom(x: torch.Tensor, factor: float, fill: Fill = 0.0) -> torch.Tensor:
-    """:func:`zoom_in` for ``factor > 1``, :func:`zoom_out` for ``factor < 1``, ``x`` itself for 1."""
-    if factor > 1:
-        return zoom_in(x, factor)
-    if factor < 1:
-        return zoom_out(x, factor, fill)
-    return x
+def zoom_in_upsample(x: torch.Tensor, factor: float) -> torch.Tensor:
+    """Winning-code zoom-in: bilinear upsampling to ``int(H · f) x int(W · f)``, then the centre ``H x W`` from
+    offset ``((int(H · f) − H) // 2, (int(W · f) − W) // 2)``."""
+    height, width = x.shape[-2:]
+    big_h, big_w = int(height * factor), int(width * factor)
+    big = F.interpolate(x, size=(big_h, big_w), mode="bilinear", align_corners=False)
+    top, left = (big_h - height) // 2, (big_w - width) // 2
+    return big[..., top : top + height, left : left + width]
 
 
-def rotate(x: torch.Tensor, angle: float, fill: Fill = 0.0) -> torch.Tensor:
-    """Rotate by ``angle`` degrees counter-clockwise about the image centre (bilinear), corners filled with ``fill``.
+def zoom_out_reflect(x: torch.Tensor, factor: float) -> torch.Tensor:
+    """Winning-code zoom-out: bilinear resize (no antialiasing) to ``int(H · f) x int(W · f)``, then reflection
+    padding back to ``H x W`` with ``(H − h) // 2`` rows on top (and the rest below), likewise for columns."""
+    height, width = x.shape[-2:]
+    small_h, small_w = int(height * factor), int(width * factor)
+    small = F.interpolate(x, size=(small_h, small_w), mode="bilinear", align_corners=False)
+    top, left = (height - small_h) // 2, (width - small_w) // 2
+    return F.pad(small, (left, width - small_w - left, top, height - small_h - top), mode="reflect")
+
+
+def zoom(x: torch.Tensor, factor: float, fill: Fill = 0.0, geometry: str = "cxrlt") -> torch.Tensor:
+    """Zoom in (``factor > 1``) or out (``< 1``) in ``geometry``'s way; ``x`` itself for 1."""
+    if factor == 1:
+        return x
+    if geometry == "winning_code":
+        return zoom_in_upsample(x, factor) if factor > 1 else zoom_out_reflect(x, factor)
+    return zoom_in(x, factor) if factor > 1 else zoom_out(x, factor, fill)
+
+
+def rotate(x: torch.Tensor, angle: float, fill: Fill = 0.0, padding: str = "fill") -> torch.Tensor:
+    """Rotate by ``angle`` degrees counter-clockwise about the image centre (bilinear), corners filled with ``fill``
+    (``padding="fill"``) or sampled by reflection at the image border (``padding="reflection"``, the winning code).
 
     Output pixel ``p`` (pixel units, centred, y down) samples the input at ``R p`` with
     ``R = [[cos a, -sin a], [sin a, cos a]]``, the convention of ``torchvision.transforms.v2.functional.rotate``.
@@ -112,6 +148,8 @@ def rotate(x: torch.Tensor, angle: float, fill: Fill = 0.0) -> torch.Tensor:
         [[cos, -sin * height / width, 0.0], [sin * width / height, cos, 0.0]], dtype=x.dtype, device=x.device
     )
     grid = F.affine_grid(theta.expand(x.shape[0], 2, 3), list(x.shape), align_corners=False)
+    if padding == "reflection":
+        return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
     value = _fill_like(fill, x)
     shifted = x if isinstance(value, float) and value == 0.0 else x - value
     out = F.grid_sample(shifted, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
@@ -134,10 +172,12 @@ class View:
     angle: float = 0.0
     zoom: float = 1.0
 
-    def __call__(self, x: torch.Tensor, fill: Fill = 0.0) -> torch.Tensor:
-        out = zoom(x, self.zoom, fill) if self.zoom != 1 else x
+    def __call__(self, x: torch.Tensor, fill: Fill = 0.0, geometry: str = "cxrlt") -> torch.Tensor:
+        if geometry not in GEOMETRIES:
+            raise InputError(f"unknown TTA geometry {geometry!r}; choose one of: {', '.join(GEOMETRIES)}")
+        out = zoom(x, self.zoom, fill, geometry) if self.zoom != 1 else x
         if self.angle:
-            out = rotate(out, self.angle, fill)
+            out = rotate(out, self.angle, fill, "reflection" if geometry == "winning_code" else "fill")
         if self.flip:
             out = hflip(out)
         return out
@@ -176,9 +216,9 @@ def get_tta_set(name: str) -> tuple[View, ...]:
     return TTA_SETS.get(name)
 
 
-def make_views(x: torch.Tensor, views: Sequence[View], fill: Fill = 0.0) -> torch.Tensor:
+def make_views(x: torch.Tensor, views: Sequence[View], fill: Fill = 0.0, geometry: str = "cxrlt") -> torch.Tensor:
     """All views of a batch, view-major: (B, C, H, W) -> (V * B, C, H, W), rows ``v * B + b``."""
-    return torch.cat([view(x, fill) for view in views], dim=0)
+    return torch.cat([view(x, fill, geometry) for view in views], dim=0)
 
 
 # ------------------------------------------------------------------------------------------------------ merge modes
@@ -265,6 +305,7 @@ def tta_logits(
     fill: Fill = 0.0,
     transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
     forward_batch: int | None = None,
+    geometry: str = "cxrlt",
 ) -> torch.Tensor:
     """Per-view logits (V, B, C) of ``model`` on the batch ``images`` (B, C_in, H, W).
 
@@ -280,6 +321,7 @@ def tta_logits(
         transform: applied to view-images before the model; default none.
         forward_batch: most view-images per model call; ``None`` puts all ``V x B`` in one call
             (:func:`default_forward_batch` gives the measured default of a device).
+        geometry: ``cxrlt`` or ``winning_code`` (module docstring).
     """
     views = get_tta_set(views) if isinstance(views, str) else tuple(views)
     if not views:
@@ -288,7 +330,7 @@ def tta_logits(
         raise InputError(f"forward_batch must be at least 1 or None, got {forward_batch}")
     transform = transform or _identity
     batch = images.shape[0]
-    stacked = make_views(images, views, fill)
+    stacked = make_views(images, views, fill, geometry)
     total = stacked.shape[0]
     step = total if forward_batch is None else forward_batch
     outputs = [model(transform(stacked[start : start + step])) for start in range(0, total, step)]
@@ -302,6 +344,7 @@ def naive_tta_logits(
     views: Sequence[View] | str = "medium",
     fill: Fill = 0.0,
     transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    geometry: str = "cxrlt",
 ) -> torch.Tensor:
     """The reference per-view Python loop (one model call per view, each on the whole batch); (V, B, C).
 
@@ -309,7 +352,7 @@ def naive_tta_logits(
     """
     views = get_tta_set(views) if isinstance(views, str) else tuple(views)
     transform = transform or _identity
-    return torch.stack([model(transform(view(images, fill))) for view in views], dim=0)
+    return torch.stack([model(transform(view(images, fill, geometry))) for view in views], dim=0)
 
 
 def tta_probabilities(
@@ -320,6 +363,7 @@ def tta_probabilities(
     fill: Fill = 0.0,
     transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
     forward_batch: int | None = None,
+    geometry: str = "cxrlt",
 ) -> torch.Tensor:
     """TTA-merged probabilities (B, C), float64: :func:`tta_logits` then :func:`merge_views`."""
-    return merge_views(tta_logits(model, images, views, fill, transform, forward_batch), merge)
+    return merge_views(tta_logits(model, images, views, fill, transform, forward_batch, geometry), merge)

@@ -1,8 +1,11 @@
-"""timm backbones without pooling or classifier, and where their pretrained weights come from.
+"""timm backbones without classifier, and where their pretrained weights come from.
 
-A backbone is ``timm.create_model(name, num_classes=0, global_pool="", drop_path_rate=...)``; calling it returns the
-unpooled feature map (B, C_feat, H/32, W/32) — for ConvNeXt this includes the final LayerNorm of timm's head, exactly
-as the winning code's ``self.backbone(x)`` did.
+A backbone is ``timm.create_model(name, num_classes=0, drop_path_rate=...)``. For the CSRA model (and every head that
+reads a feature map) it is made with ``global_pool=""``: calling it returns the unpooled feature map
+(B, C_feat, H/32, W/32) — for ConvNeXt with the final LayerNorm of timm's head applied at every position, exactly as
+the winning code's CSRA model's ``self.backbone(x)``. For the MLP model it keeps timm's default pooling, as the
+winning code's MLP model (``timm.create_model(name, num_classes=0)``): for ConvNeXt that is LN(GAP(x)), which is not
+GAP(LN(x)) (see :class:`~cxrlt_core.models.classifier.ModelConfig` ``pooling``).
 
 Weight sources (``ModelConfig.pretrained``), see :func:`pretrained_source`:
     ``None``: random init.
@@ -214,8 +217,14 @@ def create_backbone(
     drop_path_rate: float = 0.2,
     in_chans: int = 3,
     pretrained: str | None = None,
+    pooled: bool = False,
 ) -> tuple[nn.Module, PretrainedReport | None]:
-    """Create timm backbone ``name`` without pooling and classifier, with hub/timm weights if asked.
+    """Create timm backbone ``name`` without classifier, with hub/timm weights if asked.
+
+    ``pooled=False`` (the CSRA path): ``global_pool=""``, so calling the backbone returns the feature map after the
+    model's head norm applied at every position. ``pooled=True`` (the MLP path): timm's default pooling, exactly as
+    ``timm.create_model(name, num_classes=0)``; calling it returns pooled features (B, C), for ConvNeXt LN(GAP(x)),
+    and ``forward_features`` the map before pooling and norm. The state-dict keys are the same either way.
 
     Hub weights are read from the local Hugging Face cache when present (no network request at all, so this works
     offline and never waits on retries), else downloaded into it; then loaded with :func:`load_backbone_state`,
@@ -230,7 +239,9 @@ def create_backbone(
     arch, _ = timm.models.split_model_name_tag(name)
     if not timm.is_model(arch):
         raise InputError(f"unknown timm backbone {name!r}; see timm.list_models('convnextv2*') for names")
-    kwargs: dict[str, Any] = dict(num_classes=0, global_pool="", drop_path_rate=drop_path_rate, in_chans=in_chans)
+    kwargs: dict[str, Any] = dict(num_classes=0, drop_path_rate=drop_path_rate, in_chans=in_chans)
+    if not pooled:
+        kwargs["global_pool"] = ""
     if kind in ("none", "file"):
         return timm.create_model(name, pretrained=False, **kwargs), None
 

@@ -2,10 +2,15 @@
 
 Files for a checkpoint ``best.safetensors``:
     ``best.safetensors``: the model's state dict (plain tensors, no pickle), a ``checkpoint_id`` in its metadata.
-    ``best.json``: the sidecar: format, the same ``checkpoint_id``, ``model`` (``ModelConfig.to_dict()``: backbone,
-        head and its params, classes, label space, input size, mean/std), ``preprocess`` (the data pipeline's
-        ``Preprocess.to_dict()``), ``normalize`` (mean/std), run id, epoch, metrics, cxrlt version, creation time,
-        plus any extra keys the caller passed.
+    ``best.json``: the sidecar: format, the same ``checkpoint_id``, ``model`` (the architecture: backbone, head and
+        its params, number of classes, pooling), ``input`` (the :class:`~cxrlt_core.models.contract.InputContract`:
+        size, interpolation, rounding, clipping, channels, mean/std, class names, label space, TTA geometry — stored
+        here once), run id, epoch, metrics, cxrlt version, creation time, plus any extra keys the caller passed.
+
+Sidecars written before the ``input`` section (``preprocess`` and ``normalize`` sections, the input fields inside
+``model``) are read into the same form by :func:`read_sidecar`; in memory a sidecar always has ``input`` and a
+complete ``model`` section. Their MLP models averaged the per-position-normed feature map, so they load with
+``pooling: feature_map``.
     ``best.state.pt``: optional resumable training state (:func:`save_training_state`).
 
 Both files are written atomically (temporary file + rename), weights first; the shared ``checkpoint_id`` lets
@@ -33,10 +38,13 @@ from cxrlt_core import __version__
 from cxrlt_core.atomic import atomic_path, write_json
 from cxrlt_core.errors import InputError
 from cxrlt_core.models.classifier import CxrClassifier, ModelConfig, build_model
+from cxrlt_core.models.contract import InputContract, attach_contract
 
 FORMAT = "cxrlt-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _RESERVED = ("format", "format_version", "checkpoint_id", "weights", "model", "cxrlt_version", "created", "normalize")
+#: ModelConfig fields that belong to the input contract: written in ``input`` only.
+_CONTRACT_FIELDS = ("input_size", "mean", "std", "in_chans", "class_names", "label_space")
 
 
 def sidecar_path(path: str | os.PathLike[str]) -> Path:
@@ -70,10 +78,21 @@ def _plain_state(model: nn.Module) -> dict[str, torch.Tensor]:
     return out
 
 
-def _default_preprocess(cfg: ModelConfig) -> dict[str, Any]:
+def _contract_for(inner: nn.Module, cfg: ModelConfig, given: Any, preprocess: Any) -> InputContract:
+    """The contract to store: given by the caller, else attached to the model, else built from ``cfg``."""
     from cxrlt_core.data.images import Preprocess
 
-    return Preprocess(image_size=int(cfg.input_size)).to_dict()
+    if isinstance(given, InputContract):
+        return given
+    if isinstance(given, Mapping):
+        return InputContract.from_dict(given, "sidecar input")
+    if isinstance(preprocess, Mapping):
+        preprocess = Preprocess.from_dict(preprocess)
+    attached = getattr(inner, "input_contract", None)
+    if isinstance(attached, InputContract):
+        return attached.replace(preprocess=preprocess) if isinstance(preprocess, Preprocess) else attached
+    pre = preprocess if isinstance(preprocess, Preprocess) else Preprocess(int(cfg.input_size))
+    return InputContract(pre, cfg.mean, cfg.std, cfg.in_chans, tuple(cfg.class_names), cfg.label_space)
 
 
 def _json_ready(obj: Any) -> Any:
@@ -97,9 +116,10 @@ def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, sidecar: Map
     Args:
         path: target file, ending in ``.safetensors``.
         model: a :class:`CxrClassifier`, or a DDP / timm EMA / torch.compile wrapper of one.
-        sidecar: extra information: ``run_id``, ``epoch``, ``metrics`` (dict), ``preprocess``
-            (``Preprocess.to_dict()``; default: the method's preprocessing at ``cfg.input_size``) and any other
-            JSON-serialisable keys (kept as given).
+        sidecar: extra information: ``run_id``, ``epoch``, ``metrics`` (dict), ``input`` (an
+            :class:`InputContract`; default: the one attached to the model, else one built from its config and
+            ``preprocess``), ``profile`` (the fidelity profile) and any other JSON-serialisable keys (kept as
+            given). ``preprocess``, ``classes`` and ``label_space`` are folded into ``input``.
 
     Returns:
         The sidecar path.
@@ -112,7 +132,11 @@ def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, sidecar: Map
     cfg = getattr(inner, "cfg", None)
     if not isinstance(cfg, ModelConfig):
         raise InputError("save_checkpoint needs a CxrClassifier (a model built by build_model) to record its config")
-    extra = _json_ready(dict(sidecar or {}))
+    raw = dict(sidecar or {})
+    contract = _contract_for(inner, cfg, raw.pop("input", None), raw.pop("preprocess", None))
+    for folded in ("classes", "label_space"):
+        raw.pop(folded, None)
+    extra = _json_ready(raw)
     clash = sorted(k for k in extra if k in _RESERVED)
     if clash:
         raise InputError(f"sidecar keys {clash} are written by save_checkpoint itself")
@@ -122,9 +146,8 @@ def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, sidecar: Map
         "format_version": FORMAT_VERSION,
         "checkpoint_id": checkpoint_id,
         "weights": target.name,
-        "model": cfg.to_dict(),
-        "preprocess": dict(extra.pop("preprocess", None) or _default_preprocess(cfg)),
-        "normalize": {"mean": list(cfg.mean), "std": list(cfg.std), "in_chans": cfg.in_chans},
+        "model": {k: v for k, v in cfg.to_dict().items() if k not in _CONTRACT_FIELDS},
+        "input": contract.to_dict(),
         "run_id": extra.pop("run_id", None),
         "epoch": extra.pop("epoch", None),
         "metrics": dict(extra.pop("metrics", None) or {}),
@@ -170,7 +193,24 @@ def read_sidecar(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise InputError(
             f"checkpoint sidecar {side} has format version {version}; this cxrlt reads up to {FORMAT_VERSION}"
         )
-    return info
+    return _complete(info, str(side))
+
+
+def _complete(info: dict[str, Any], source: str) -> dict[str, Any]:
+    """Give a sidecar of any version an ``input`` section and a ``model`` section with the contract's fields."""
+    contract = InputContract.from_sidecar(info, source)
+    model = dict(info["model"])
+    if "input" not in info and model.get("head") == "mlp" and "pooling" not in model:
+        model["pooling"] = "feature_map"  # written before the option: its MLP averaged the normed map
+    model.update(
+        input_size=int(contract.image_size[0]),
+        mean=list(contract.mean),
+        std=list(contract.std),
+        in_chans=int(contract.channels),
+        class_names=list(contract.class_names),
+        label_space=dict(contract.label_space) if contract.label_space else None,
+    )
+    return {**info, "model": model, "input": contract.to_dict()}
 
 
 def load_checkpoint(
@@ -178,7 +218,8 @@ def load_checkpoint(
 ) -> tuple[CxrClassifier, dict]:
     """Rebuild the model from the sidecar alone and load its weights; returns ``(model in eval mode, sidecar)``.
 
-    Pretrained weights named in the config are not fetched (the checkpoint has all weights).
+    The model carries its :class:`InputContract` as ``model.input_contract``. Pretrained weights named in the
+    config are not fetched (the checkpoint has all weights).
 
     Raises:
         InputError: missing or bad sidecar or weights, a sidecar from another save, or keys that do not match.
@@ -221,6 +262,7 @@ def load_checkpoint(
             f"missing {missing[:3]}, unexpected {unexpected[:3]}, wrong shape {wrong[:3]}"
         )
     model.load_state_dict(state)
+    attach_contract(model, InputContract.from_dict(info["input"], str(sidecar_path(path))))
     return model.to(map_location).eval(), info
 
 

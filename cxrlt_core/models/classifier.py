@@ -25,10 +25,11 @@ from cxrlt_core.models.backbones import (
     pretrained_source,
     read_state_dict,
 )
-from cxrlt_core.models.heads import build_head
+from cxrlt_core.models.heads import HEAD_INITS, build_head, init_head
 
 _log = logging.getLogger(__name__)
 
+POOLINGS = ("pooled", "feature_map")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -51,6 +52,11 @@ class ModelConfig:
         in_chans: input channels (3: the gray radiograph replicated).
         mean, std: per-channel normalisation (ImageNet).
         channels_last: keep the model in channels-last memory format (faster convs with AMP on GPU).
+        pooling: ``"pooled"``: the backbone pools as timm's ``num_classes=0`` model does (ConvNeXt: LN(GAP(x))),
+            the winning MLP model's path, the default of the ``mlp`` head; ``"feature_map"``: the head reads the
+            unpooled map (CSRA and the other map heads; for ``mlp`` it averages the per-position-normed map,
+            GAP(LN(x)), as cxrlt checkpoints made before this option did). ``None`` picks by head.
+        head_init: a name in :data:`~cxrlt_core.models.heads.HEAD_INITS` for a freshly built head.
     """
 
     backbone: str = "convnextv2_atto"
@@ -66,6 +72,8 @@ class ModelConfig:
     mean: tuple[float, ...] = IMAGENET_MEAN
     std: tuple[float, ...] = IMAGENET_STD
     channels_last: bool = False
+    pooling: str | None = None
+    head_init: str = "default"
 
     def __post_init__(self) -> None:
         self.head_params = dict(self.head_params or {})
@@ -83,6 +91,14 @@ class ModelConfig:
             raise InputError(f"model config: mean and std need {self.in_chans} values each (std > 0)")
         if not 0.0 <= float(self.drop_path_rate) < 1.0:
             raise InputError(f"model config: drop_path_rate must be in [0, 1), got {self.drop_path_rate}")
+        if self.pooling is None:
+            self.pooling = "pooled" if self.head == "mlp" else "feature_map"
+        if self.pooling not in POOLINGS:
+            raise InputError(f"model config: unknown pooling {self.pooling!r}; choose one of: {', '.join(POOLINGS)}")
+        if self.pooling == "pooled" and self.head != "mlp":
+            raise InputError(f"model config: head {self.head!r} reads a feature map; use pooling feature_map")
+        if self.head_init not in HEAD_INITS:
+            raise InputError(f"model config: unknown head_init {self.head_init!r}; choose one of: {HEAD_INITS}")
         if int(self.input_size) < 32:
             raise InputError(f"model config: input_size must be at least 32 pixels, got {self.input_size}")
 
@@ -105,7 +121,10 @@ class ModelConfig:
 
 
 class CxrClassifier(nn.Module):
-    """Backbone → unpooled features (B, C_feat, h, w) → head → logits (B, K).
+    """Backbone → features → head → logits (B, K).
+
+    With ``cfg.pooling == "feature_map"`` the head reads the unpooled map (B, C_feat, h, w); with ``"pooled"`` the
+    backbone pools as timm does (``backbone(x)`` is (B, C_feat)) and the head classifies that vector.
 
     Attributes:
         cfg: the :class:`ModelConfig` it was built from.
@@ -121,9 +140,13 @@ class CxrClassifier(nn.Module):
         self.head = head
         self.pretrained_report: PretrainedReport | None = None
 
+    @property
+    def pooled(self) -> bool:
+        return self.cfg.pooling == "pooled"
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Unpooled feature map (B, C_feat, H/32, W/32)."""
-        feat = self.backbone(x)
+        """Unpooled feature map (B, C_feat, H/32, W/32) (with ``pooled``: before timm's pooling and head norm)."""
+        feat = self.backbone.forward_features(x) if self.pooled else self.backbone(x)
         if feat.ndim != 4:
             raise InputError(
                 f"backbone {self.cfg.backbone!r} returns shape {tuple(feat.shape)}, not a (B, C, h, w) feature map; "
@@ -131,12 +154,29 @@ class CxrClassifier(nn.Module):
             )
         return feat
 
+    def pool(self, feat: torch.Tensor) -> torch.Tensor:
+        """``pooled`` models: timm's own pooling of a feature map, (B, C, h, w) → (B, C) (ConvNeXt: LN(GAP))."""
+        return self.backbone.forward_head(feat, pre_logits=True)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.pooled:
+            return self.head.classify(self.backbone(x))
         return self.head(self.forward_features(x))
 
     def forward_with_maps(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Logits (B, K) and per-class spatial maps (B, K, h, w); see the head's ``map_kind``."""
-        return self.head.forward_with_maps(self.forward_features(x))
+        """Logits (B, K) and per-class spatial maps (B, K, h, w); see the head's ``map_kind``.
+
+        ``pooled`` models: each position's feature vector goes through the backbone's pooling path as a 1 x 1 map
+        (for ConvNeXt: its LayerNorm) and then the head in eval form (``MLPHead.position_scores``).
+        """
+        if not self.pooled:
+            return self.head.forward_with_maps(self.forward_features(x))
+        feat = self.forward_features(x)
+        logits = self.head.classify(self.pool(feat))
+        b, c, h, w = feat.shape
+        cells = self.pool(feat.permute(0, 2, 3, 1).reshape(b * h * w, c, 1, 1))
+        maps = self.head.position_scores(cells).reshape(b, h, w, -1).permute(0, 3, 1, 2)
+        return logits, maps
 
     # -- parameters ----------------------------------------------------------------------------------------
     def head_parameters(self) -> list[nn.Parameter]:
@@ -198,18 +238,23 @@ class CxrClassifier(nn.Module):
         return last_stage(self.backbone)
 
 
-def build_model(cfg: ModelConfig) -> CxrClassifier:
+def build_model(cfg: ModelConfig, transfer: str = "auto") -> CxrClassifier:
     """Build the classifier described by ``cfg``, with pretrained weights if ``cfg.pretrained`` is set.
+
+    ``transfer`` (a name in :data:`TRANSFERS`) says what happens to the head of a pretrained file that holds a whole
+    classifier (:func:`load_pretrained_file`).
 
     Raises:
         InputError: unknown backbone or head, bad head parameters, weights missing or not fitting.
     """
     kind = pretrained_source(cfg.pretrained)
-    backbone, report = create_backbone(cfg.backbone, float(cfg.drop_path_rate), int(cfg.in_chans), cfg.pretrained)
-    head = build_head(cfg.head, feature_channels(backbone), cfg.num_classes, cfg.head_params)
+    backbone, report = create_backbone(
+        cfg.backbone, float(cfg.drop_path_rate), int(cfg.in_chans), cfg.pretrained, pooled=cfg.pooling == "pooled"
+    )
+    head = init_head(build_head(cfg.head, feature_channels(backbone), cfg.num_classes, cfg.head_params), cfg.head_init)
     model = CxrClassifier(cfg, backbone, head)
     if kind == "file":
-        report = load_pretrained_file(model, Path(str(cfg.pretrained)).expanduser())
+        report = load_pretrained_file(model, Path(str(cfg.pretrained)).expanduser(), transfer)
     model.pretrained_report = report
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -226,16 +271,29 @@ def _winner_head_key(key: str, head: str) -> str | None:
     return None
 
 
-def load_pretrained_file(model: CxrClassifier, path: Path) -> PretrainedReport:
+TRANSFERS = ("auto", "keep_hidden", "reinit_head")
+"""What happens to the head of a pretrained classifier (Stage 1 → Stage 2):
+
+``auto``: kept whole when it is the same head with the same classes, else re-initialised;
+``keep_hidden``: every head tensor that fits is kept except the class-specific output layers (the head's
+``output_layers``: the MLP's last Linear, CSRA's classifier and attention conv), which keep their fresh
+initialisation — the winning MLP trainer's surgery;
+``reinit_head``: the whole head is re-initialised; only the backbone is transferred."""
+
+
+def load_pretrained_file(model: CxrClassifier, path: Path, transfer: str = "auto") -> PretrainedReport:
     """Load a weights file into ``model``: a cxrlt checkpoint, another whole classifier, or a bare backbone.
 
-    - cxrlt checkpoint (``.safetensors`` with a ``.json`` sidecar): the backbone is loaded; the head too when its
-      type, parameters and classes are the same, otherwise its keys are dropped and the head keeps its fresh
-      initialisation (how the method moves from a MIMIC-CXR stage to PadChest).
-    - a classifier state dict with ``backbone.*`` keys (e.g. the winners' ``model_state_dict``): same, the head is
-      kept only if every head tensor is present with the right shape.
+    - cxrlt checkpoint (``.safetensors`` with a ``.json`` sidecar): the backbone is loaded; the head as ``transfer``
+      says (:data:`TRANSFERS`; ``auto``: kept when its type, parameters and classes are the same, otherwise its
+      keys are dropped and the head keeps its fresh initialisation).
+    - a classifier state dict with ``backbone.*`` keys (the winners' ``model_state_dict`` layouts: MLP model
+      ``classifier.0..6``, CSRA model ``bn.*`` + ``head.classifier`` / ``head.conv_att``): same; with ``auto``
+      the head is kept only if every head tensor is present with the right shape.
     - anything else is a timm backbone state dict (:func:`load_backbone_state`).
     """
+    if transfer not in TRANSFERS:
+        raise InputError(f"unknown transfer {transfer!r}; choose one of: {', '.join(TRANSFERS)}")
     from cxrlt_core.models.checkpoint import read_sidecar, sidecar_path
 
     state = read_state_dict(path)
@@ -263,7 +321,10 @@ def load_pretrained_file(model: CxrClassifier, path: Path) -> PretrainedReport:
             else:
                 head_state[mapped] = value
     target = model.head.state_dict()
-    reason = _head_mismatch(model.cfg, source_cfg, head_state, target)
+    if transfer == "keep_hidden":
+        return _keep_hidden(model, head_state, other, report)
+    reason = "transfer policy reinit_head" if transfer == "reinit_head" else ""
+    reason = reason or _head_mismatch(model.cfg, source_cfg, head_state, target)
     if reason:
         report.dropped += [f"head.{k}" for k in head_state] + other
         report.missing += [f"head.{k}" for k in target]
@@ -274,6 +335,35 @@ def load_pretrained_file(model: CxrClassifier, path: Path) -> PretrainedReport:
         report.dropped += other
         report.note = "head loaded"
     (_log.warning if report.missing else _log.info)(report.summary())
+    return report
+
+
+def _keep_hidden(
+    model: CxrClassifier, head_state: Mapping[str, torch.Tensor], other: list[str], report: PretrainedReport
+) -> PretrainedReport:
+    """``keep_hidden``: load the source head's tensors that fit, except the head's class-specific output layers."""
+    outputs = tuple(f"{name}." for name in getattr(model.head, "output_layers", ()))
+    target = model.head.state_dict()
+    kept = {
+        k: v
+        for k, v in head_state.items()
+        if k in target and not k.startswith(outputs) and tuple(v.shape) == tuple(target[k].shape)
+    }
+    hidden = [k for k in target if not k.startswith(outputs)]
+    if hidden and not kept:
+        raise InputError(
+            f"transfer keep_hidden: the source head has none of this {model.cfg.head!r} head's hidden layers "
+            f"(expected keys like {_keys(hidden)}); use transfer reinit_head"
+        )
+    missing_hidden = [k for k in hidden if k not in kept]
+    if missing_hidden:
+        raise InputError(f"transfer keep_hidden: the source head lacks or misfits {_keys(missing_hidden)}")
+    model.head.load_state_dict(kept, strict=False)
+    report.loaded += len(kept)
+    report.dropped += [f"head.{k}" for k in head_state if k not in kept] + other
+    report.missing += [f"head.{k}" for k in target if k not in kept]
+    report.note = f"head hidden layers kept; re-initialised {', '.join(getattr(model.head, 'output_layers', ()))}"
+    _log.info(report.summary())
     return report
 
 

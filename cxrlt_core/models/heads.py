@@ -65,6 +65,7 @@ class MLPHead(nn.Module):
     """
 
     map_kind = "score"
+    output_layers = ("classifier.6",)
 
     def __init__(
         self, in_features: int, num_classes: int, hidden: int = 512, dropout: float = 0.3, bias_init: float = -2.0
@@ -79,22 +80,34 @@ class MLPHead(nn.Module):
             nn.Dropout(dropout),
             nn.Linear(hidden, num_classes),
         )
-        last = self.classifier[-1]
-        nn.init.xavier_uniform_(last.weight)
-        nn.init.constant_(last.bias, bias_init)
+        self.bias_init = float(bias_init)
+        self.reset_last()
+
+    def classify(self, pooled: torch.Tensor) -> torch.Tensor:
+        """Logits (B, K) of pooled features (B, C): the MLP alone (the backbone pooled, e.g. LN(GAP(x)))."""
+        return self.classifier(pooled)
+
+    def position_scores(self, cells: torch.Tensor) -> torch.Tensor:
+        """The MLP in eval form (running statistics, no dropout) on per-position features (N, C) → (N, K)."""
+        bn1, _, fc1, _, bn2, _, fc2 = self.classifier
+        x = F.relu(fc1(_eval_batch_norm(cells, bn1)))
+        return fc2(_eval_batch_norm(x, bn2))
 
     def forward(self, feat: torch.Tensor) -> torch.Tensor:
-        return self.classifier(feat.mean(dim=(2, 3)))
+        return self.classify(feat.mean(dim=(2, 3)))
 
     def forward_with_maps(self, feat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self.forward(feat)
         b, c, h, w = feat.shape
-        bn1, _, fc1, _, bn2, _, fc2 = self.classifier
-        x = feat.permute(0, 2, 3, 1).reshape(b * h * w, c)
-        x = F.relu(fc1(_eval_batch_norm(x, bn1)))
-        x = fc2(_eval_batch_norm(x, bn2))
+        x = self.position_scores(feat.permute(0, 2, 3, 1).reshape(b * h * w, c))
         maps = x.reshape(b, h, w, -1).permute(0, 3, 1, 2)
         return logits, maps
+
+    def reset_last(self, bias_init: float | None = None) -> None:
+        """Re-initialise the last Linear only: Xavier-uniform weight, constant bias (the Stage 1 → 2 surgery)."""
+        last = self.classifier[-1]
+        nn.init.xavier_uniform_(last.weight)
+        nn.init.constant_(last.bias, self.bias_init if bias_init is None else bias_init)
 
 
 @HEADS.register("csra")
@@ -119,6 +132,7 @@ class CSRAHead(nn.Module):
     """
 
     map_kind = "attention"
+    output_layers = ("classifier", "conv_att")
 
     def __init__(self, in_features: int, num_classes: int, lam: float = 0.1):
         super().__init__()
@@ -245,6 +259,31 @@ def head_parameter_types(name: str) -> dict[str, Any]:
         for p in inspect.signature(cls.__init__).parameters
         if p not in ("self", "in_features", "num_classes")
     }
+
+
+HEAD_INITS = ("default", "winning_code")
+"""How a fresh head is initialised: ``default`` keeps PyTorch's layer defaults (the MLP head's own Xavier last layer
+included); ``winning_code`` is the winning code's surgery: for ``csra``, Xavier-uniform classifier weight and attention
+conv, zero classifier bias; for ``mlp``, Xavier-uniform last Linear with bias −2 (what the MLP head does anyway)."""
+
+
+def init_head(head: nn.Module, scheme: str = "default") -> nn.Module:
+    """Apply the initialisation ``scheme`` (a name in :data:`HEAD_INITS`) to a freshly built head; returns it.
+
+    Xavier-uniform (Glorot & Bengio 2010): ``U(−a, a)``, ``a = sqrt(6 / (fan_in + fan_out))``; for a 1x1 conv the
+    fans are the channels. Heads without a winning-code initialisation keep their defaults.
+    """
+    if scheme not in HEAD_INITS:
+        raise InputError(f"unknown head_init {scheme!r}; choose one of: {', '.join(HEAD_INITS)}")
+    if scheme == "default":
+        return head
+    if isinstance(head, CSRAHead):
+        nn.init.xavier_uniform_(head.classifier.weight)
+        nn.init.zeros_(head.classifier.bias)
+        nn.init.xavier_uniform_(head.conv_att.weight)
+    elif isinstance(head, MLPHead):
+        head.reset_last()
+    return head
 
 
 def build_head(name: str, in_features: int, num_classes: int, params: dict | None = None) -> nn.Module:

@@ -34,12 +34,22 @@ class TrainData:
         return (np.nan_to_num(self.train.labels, nan=0.0) > 0.5).sum(axis=0).astype(np.int64)
 
 
-def prepare_data(cfg: DataConfig, workspace: str | os.PathLike[str] | None = None) -> TrainData:
-    """Read the training (and validation) CSVs; without ``val_csv``, split the training patients 90 / 10."""
+def prepare_data(
+    cfg: DataConfig, workspace: str | os.PathLike[str] | None = None, profile: Any | None = None
+) -> TrainData:
+    """Read the training (and validation) CSVs; without ``val_csv``, split the training patients 90 / 10.
+
+    ``profile`` (a :class:`~cxrlt_core.fidelity.FidelityProfile`, default ``cxrlt``) decides the resize
+    interpolation, the rounding to uint8 and the validation split (``images``: ``val_fraction`` of the images in
+    whole patients, stratified draw; ``patients``: ``val_fraction`` of the patients, ``GroupShuffleSplit``).
+    """
     from cxrlt_core.data.image_cache import ImageCache
     from cxrlt_core.data.images import Preprocess
     from cxrlt_core.data.manifest import read_manifest
-    from cxrlt_core.data.splits import patient_grouped_split
+    from cxrlt_core.data.splits import patient_grouped_split, patient_shuffle_split
+    from cxrlt_core.fidelity import resolve_profile
+
+    profile = profile or resolve_profile("cxrlt")
 
     def read(csv: str | None) -> Any:
         return read_manifest(
@@ -61,10 +71,21 @@ def prepare_data(cfg: DataConfig, workspace: str | os.PathLike[str] | None = Non
             raise InputError(f"{val.path}: validation classes differ from training; missing {missing}")
         split = "val_csv"
     else:
-        train_idx, val_idx = patient_grouped_split(full, cfg.val_fraction, seed=cfg.split_seed, labels=full.labels)
+        if profile.val_split == "patients":
+            train_idx, val_idx = patient_shuffle_split(full, cfg.val_fraction, seed=cfg.split_seed)
+        else:
+            train_idx, val_idx = patient_grouped_split(full, cfg.val_fraction, seed=cfg.split_seed, labels=full.labels)
         train, val = full.subset(train_idx), full.subset(val_idx)
         split = "patient_grouped" if full.patients is not None else "image_grouped"
-    preprocess = Preprocess(image_size=cfg.image_size, clip_low=cfg.clip_low, clip_high=cfg.clip_high)
+        if profile.val_split == "patients":
+            split += "_shuffle"
+    preprocess = Preprocess(
+        image_size=cfg.image_size,
+        clip_low=cfg.clip_low,
+        clip_high=cfg.clip_high,
+        interpolation=profile.interpolation,
+        rounding=profile.rounding,
+    )
     cache = None
     if cfg.cache:
         root = resolve_path(cfg.cache_dir, workspace) if cfg.cache_dir else _workspace_cache(workspace)

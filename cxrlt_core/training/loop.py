@@ -50,7 +50,7 @@ from cxrlt_core.training.data import (
     prepare_data,
     resolve_num_workers,
 )
-from cxrlt_core.training.schedule import ConstantSchedule, WarmupCosineSchedule
+from cxrlt_core.training.schedule import ConstantSchedule, EpochWarmupCosineSchedule, WarmupCosineSchedule
 
 ProgressCallback = Callable[[dict[str, Any]], None]
 """``progress(info)`` with ``fraction`` (0-1 of the whole run), ``epoch``, ``epochs``, ``step``, ``steps``,
@@ -219,7 +219,8 @@ class Trainer:
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
             torch.set_float32_matmul_precision("high")
-        self.data: TrainData = prepare_data(r.data, self.workspace)
+        self.profile = r.profile.resolve()
+        self.data: TrainData = prepare_data(r.data, self.workspace, self.profile)
         d = self.data
         self.log.info(
             "data: %d train / %d val images (%s split), %d classes, %s px",
@@ -264,6 +265,7 @@ class Trainer:
 
     def _build_model(self) -> nn.Module:
         from cxrlt_core.models import ModelConfig, build_model
+        from cxrlt_core.models.contract import InputContract, attach_contract
 
         r, d = self.recipe, self.data
         fields = {
@@ -277,13 +279,24 @@ class Trainer:
             "pretrained": _resolve_weights(r.model.pretrained, self.workspace),
             "input_size": r.data.image_size,
             "channels_last": r.optim.channels_last,
+            "head_init": self.profile.head_init,
         }
         if r.model.mean is not None:
             fields["mean"] = list(r.model.mean)
         if r.model.std is not None:
             fields["std"] = list(r.model.std)
         self.model_config = ModelConfig(**fields)
-        model = build_model(self.model_config).to(self.device)
+        model = build_model(self.model_config, transfer=r.model.transfer).to(self.device)
+        self.contract = InputContract(
+            d.preprocess,
+            self.model_config.mean,
+            self.model_config.std,
+            self.model_config.in_chans,
+            tuple(d.classes),
+            d.label_space.to_dict(),
+            self.profile.tta_geometry,
+        )
+        attach_contract(model, self.contract)
         if r.optim.channels_last:
             model = model.to(memory_format=torch.channels_last)
         if self.info.is_distributed and r.optim.sync_bn:
@@ -320,7 +333,8 @@ class Trainer:
             net.freeze_backbone(True)
             params = [p for p in net.parameters() if p.requires_grad]
             self.optimizer = torch.optim.AdamW(params, lr=o.phase1.lr, weight_decay=o.phase1.wd, eps=o.eps, **fused)
-            self.schedule: ConstantSchedule | WarmupCosineSchedule = ConstantSchedule(self.optimizer)
+            self.schedule: ConstantSchedule | WarmupCosineSchedule | EpochWarmupCosineSchedule
+            self.schedule = ConstantSchedule(self.optimizer)
             self.ema = None
         else:
             p2 = o.phase2
@@ -334,12 +348,17 @@ class Trainer:
             )
             self.optimizer = torch.optim.AdamW(groups, eps=o.eps, **fused)
             steps = self.steps_per_epoch()
-            self.schedule = WarmupCosineSchedule(
-                self.optimizer,
-                total_steps=steps * p2.epochs,
-                warmup_steps=round(p2.warmup_epochs * steps),
-                floor=p2.min_lr_ratio,
-            )
+            if self.profile.lr_step == "epoch":
+                self.schedule = EpochWarmupCosineSchedule(
+                    self.optimizer, epochs=p2.epochs, warmup_epochs=round(p2.warmup_epochs), floor=p2.min_lr_ratio
+                )
+            else:
+                self.schedule = WarmupCosineSchedule(
+                    self.optimizer,
+                    total_steps=steps * p2.epochs,
+                    warmup_steps=round(p2.warmup_epochs * steps),
+                    floor=p2.min_lr_ratio,
+                )
             self.ema = self._make_ema() if o.ema.enabled else None
         self.swa: nn.Module | None = None
         self.ema_updates = 0
@@ -454,6 +473,7 @@ class Trainer:
                     self._restore_phase_state(state)
                 state = None
             t0 = time.time()
+            self.schedule.start_epoch(epoch - (p1 if phase == 2 else 0))
             loss, steps, skipped, step_s = self._train_epoch(epoch, phase)
             train_s = time.time() - t0
             self._average_weights(epoch)
@@ -696,9 +716,8 @@ class Trainer:
             "phase": phase,
             "ema": val["ema"],
             "metrics": metrics,
-            "preprocess": self.data.preprocess.to_dict(),
-            "label_space": self.data.label_space.to_dict(),
-            "classes": list(self.data.classes),
+            "input": self.contract,
+            "profile": self.profile.to_dict(),
         }
         self._save_checkpoint("last", sidecar)
         if improved:
@@ -896,7 +915,13 @@ def amp_dtype(mode: str, device: torch.device) -> torch.dtype | None:
 
 
 def _resolve_weights(value: str | None, workspace: str | os.PathLike[str] | None) -> str | None:
-    """A weights file given with a recipe placeholder (``${workspace}/...``) becomes a path; names stay names."""
+    """``run:NAME`` becomes that run's best checkpoint in the workspace; a weights file given with a recipe
+    placeholder (``${workspace}/...``) becomes a path; names stay names."""
+    if value is not None and value.startswith("run:"):
+        best = runs.checkpoint_path(runs.run_dir_of(workspace, value[len("run:") :]), "best")
+        if not best.is_file():
+            raise InputError(f"model.pretrained {value}: the run has no best checkpoint yet ({best})")
+        return str(best)
     if value is None or not value.startswith("${"):
         return value
     from cxrlt_core.config import resolve_path

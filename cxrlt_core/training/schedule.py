@@ -1,9 +1,11 @@
-"""Learning-rate schedule of phase 2: per-step linear warm-up, then cosine decay with a floor.
+"""Learning-rate schedule of phase 2: linear warm-up, then cosine decay with a floor.
 
-Winning code (per epoch there, per step here so that short runs are smooth too):
+The winning code's ``cosine_with_warmup_lr_lambda``, with ``s`` counting epochs there (``LambdaLR`` stepped once per
+epoch, :class:`EpochWarmupCosineSchedule`, fidelity profile ``lr_step: epoch``) or optimiser steps
+(:class:`WarmupCosineSchedule`, ``lr_step: step``, smooth in short runs too):
 
-    factor(s) = (s + 1) / W                                   for s < W (warm-up steps)
-    factor(s) = max(floor, ½ (1 + cos(π (s − W) / (S − W))))   otherwise (S = total steps)
+    factor(s) = (s + 1) / W                                   for s < W (warm-up epochs or steps)
+    factor(s) = max(floor, ½ (1 + cos(π (s − W) / (S − W))))   otherwise (S = total epochs or steps)
 
 and every parameter group's learning rate is its peak value × factor(s).
 """
@@ -56,6 +58,9 @@ class WarmupCosineSchedule:
         self.step_count += 1
         self.apply()
 
+    def start_epoch(self, epoch: int) -> None:
+        """Per-step schedules ignore epoch boundaries."""
+
     def state_dict(self) -> dict[str, int]:
         return {"step": self.step_count, "total_steps": self.total_steps, "warmup_steps": self.warmup_steps}
 
@@ -74,8 +79,61 @@ class ConstantSchedule:
     def step(self) -> None:
         self.step_count += 1
 
+    def start_epoch(self, epoch: int) -> None:
+        """The rate does not change."""
+
     def state_dict(self) -> dict[str, int]:
         return {"step": self.step_count}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         self.step_count = int(state["step"])
+
+
+class EpochWarmupCosineSchedule:
+    """The winning code's schedule: the rate of epoch ``e`` (0-based, within the phase) is
+    ``peak × warmup_cosine_factor(e, epochs, warmup_epochs, floor)`` for the whole epoch.
+
+    ``LambdaLR`` sets epoch 0's rate when it is built and ``scheduler.step()`` runs after each epoch; here
+    :meth:`start_epoch` sets the rate at the start of each epoch, which gives the same rates and survives resuming.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, epochs: int, warmup_epochs: int, floor: float = 0.01):
+        self.optimizer = optimizer
+        self.epochs = max(1, int(epochs))
+        self.warmup_epochs = max(0, int(warmup_epochs))
+        self.floor = float(floor)
+        self.epoch = 0
+        self.step_count = 0
+        for group in optimizer.param_groups:
+            group.setdefault("initial_lr", group["lr"])
+        self.apply()
+
+    def factor(self) -> float:
+        return warmup_cosine_factor(self.epoch, self.epochs, self.warmup_epochs, self.floor)
+
+    def apply(self) -> None:
+        factor = self.factor()
+        for group in self.optimizer.param_groups:
+            group["lr"] = group["initial_lr"] * factor
+
+    def start_epoch(self, epoch: int) -> None:
+        """Set the rates of epoch ``epoch`` of this phase."""
+        self.epoch = int(epoch)
+        self.apply()
+
+    def step(self) -> None:
+        """An optimiser step does not change the rate."""
+        self.step_count += 1
+
+    def state_dict(self) -> dict[str, int]:
+        return {
+            "epoch": self.epoch,
+            "step": self.step_count,
+            "epochs": self.epochs,
+            "warmup_epochs": self.warmup_epochs,
+        }
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.epoch = int(state.get("epoch", 0))
+        self.step_count = int(state.get("step", 0))
+        self.apply()
