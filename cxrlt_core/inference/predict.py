@@ -99,13 +99,6 @@ def _file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _size_pair(value: Any) -> tuple[int, int]:
-    if isinstance(value, (int, np.integer)):
-        return int(value), int(value)
-    height, width = (int(v) for v in value)
-    return height, width
-
-
 def _spec_from_sidecar(path: Path, model: torch.nn.Module, sidecar: Mapping[str, Any]) -> LoadedModel:
     """Classes, preprocessing and normalisation from the model's input contract (``cxrlt_core.models.contract``)."""
     from cxrlt_core.models.contract import InputContract, contract_of
