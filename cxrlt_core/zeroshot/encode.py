@@ -8,8 +8,11 @@ Two preprocessing modes (``ImagePipeline.mode``):
 - ``"open_clip"`` (default): our radiograph reader (PNG 8/16-bit, JPEG, DICOM) -> gray uint8 with the method's
   0.5/99.5 percentile clipping -> open_clip's own validation transform for the model (gray replicated to RGB,
   resize of the shortest side + centre crop to the model's size, the model's mean/std).
-- ``"paper"`` (WhyXrayCLIP paper): gray scaled by its full range (÷255 for 8-bit, ÷65535 for 16-bit), replicated
-  to 3 channels, resized to the model's size (square, no crop), normalised with OpenAI CLIP's mean/std.
+- ``"paper"`` (the CXR-LT 2026 winners' Task 2 pipeline, after the WhyXrayCLIP paper): the file's own values as
+  float32 divided by 65535 when the image's maximum exceeds 255 (a 16-bit or 12-bit image) and by 255 otherwise — no
+  uint8 step, so a 12-bit image keeps all its grey levels —, ``cv2.resize`` to ``paper_resize`` x ``paper_resize``
+  (512) with INTER_LINEAR, replicated to 3 channels, bilinear resize (``align_corners=False``, no antialiasing) to
+  the model's size without a crop, normalised with OpenAI CLIP's mean/std.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ __all__ = ["PIPELINE_MODES", "EncodeStats", "ImagePipeline", "encode_images", "e
 PIPELINE_MODES = ("open_clip", "paper")
 PIPELINE_VERSION = 1
 """Bump when the meaning of a pipeline setting changes, so cached embeddings are not reused."""
+PAPER_PIPELINE_VERSION = 2
+"""The ``paper`` mode's version: 2 since it reads float values (version 1 went through uint8)."""
 
 Progress = Callable[[int, int], None]
 
@@ -47,6 +52,7 @@ class ImagePipeline:
         interpolation, resize_mode, fill_color: open_clip's resize settings (``"open_clip"`` mode).
         intensity: ``"percentile"`` (0.5/99.5 clipping) or ``"full_range"`` (÷dtype maximum).
         clip_low, clip_high: percentiles of the ``"percentile"`` intensity mapping.
+        paper_resize: the ``"paper"`` mode's first, square resize (512).
     """
 
     mode: str
@@ -59,6 +65,7 @@ class ImagePipeline:
     intensity: str = "percentile"
     clip_low: float = 0.5
     clip_high: float = 99.5
+    paper_resize: int = 512
 
     def __post_init__(self) -> None:
         if self.mode not in PIPELINE_MODES:
@@ -67,11 +74,14 @@ class ImagePipeline:
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
         out.update(size=list(self.size), mean=list(self.mean), std=list(self.std))
+        if self.mode != "paper":
+            del out["paper_resize"]  # keeps the open_clip mode's cache keys
         return out
 
     def key(self) -> str:
         """``"open_clip-224x224-1a2b3c4d5e6f"``: mode, size, and a hash of every setting."""
-        payload = json.dumps({"version": PIPELINE_VERSION, **self.to_dict()}, sort_keys=True)
+        version = PAPER_PIPELINE_VERSION if self.mode == "paper" else PIPELINE_VERSION
+        payload = json.dumps({"version": version, **self.to_dict()}, sort_keys=True)
         digest = hashlib.blake2b(payload.encode(), digest_size=6).hexdigest()
         return f"{self.mode}-{self.size[0]}x{self.size[1]}-{digest}"
 
@@ -110,11 +120,42 @@ class ImagePipeline:
 
     def from_array(self, image: np.ndarray, name: str = "<image>") -> Any:
         """A decoded radiograph -> normalised (3, H, W) float32 tensor (e.g. a dashboard upload)."""
+        if self.mode == "paper":
+            return self.paper_tensor(image)
         return self.tensor(self.gray_from_array(image, name))
 
     def __call__(self, path: str | os.PathLike[str]) -> Any:
         """File -> normalised (3, H, W) float32 tensor."""
+        if self.mode == "paper":
+            from cxrlt_core.data.images import read_radiograph
+
+            return self.paper_tensor(read_radiograph(path))
         return self.tensor(self.gray(path))
+
+    def paper_tensor(self, image: np.ndarray) -> Any:
+        """``paper`` mode: a decoded radiograph at its own dtype -> normalised (3, H, W) float32 (module docstring).
+
+        ``x / 65535`` if ``max(x) > 255`` else ``x / 255`` (float32), INTER_LINEAR to ``paper_resize``, bilinear to
+        the model's size, ``(x − mean) / std``.
+        """
+        import cv2
+        import torch
+        import torch.nn.functional as F
+
+        from cxrlt_core.data.images import to_gray
+
+        image = np.asarray(image)
+        if image.ndim == 3:
+            image = to_gray(image, channel_order="rgb")
+        values = image.astype(np.float32)
+        values = values / (65535.0 if float(values.max()) > 255 else 255.0)
+        side = int(self.paper_resize)
+        values = cv2.resize(values, (side, side), interpolation=cv2.INTER_LINEAR)
+        plane = torch.from_numpy(np.ascontiguousarray(values))[None, None]
+        plane = F.interpolate(plane, size=tuple(self.size), mode="bilinear", align_corners=False)[0, 0]
+        mean = torch.tensor(self.mean, dtype=torch.float32).view(3, 1, 1)
+        std = torch.tensor(self.std, dtype=torch.float32).view(3, 1, 1)
+        return (plane[None].expand(3, -1, -1) - mean) / std
 
     def to_gray(self, image: np.ndarray) -> np.ndarray:
         """Alias of :meth:`gray_from_array`."""
@@ -122,13 +163,9 @@ class ImagePipeline:
 
     def tensor(self, gray: np.ndarray) -> Any:
         """Gray uint8 (as :meth:`gray` returns) -> normalised (3, H, W) float32 tensor."""
-        import torch
 
         if self.mode == "paper":
-            from cxrlt_core.data.images import Preprocess, resize_image, to_model_tensor
-
-            resized = resize_image(gray, Preprocess(image_size=self.size, interpolation="cubic"))
-            return torch.from_numpy(to_model_tensor(resized, self.mean, self.std))
+            return self.paper_tensor(gray)
         from PIL import Image
 
         if not hasattr(self, "_cached_transform"):

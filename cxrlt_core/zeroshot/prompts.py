@@ -3,6 +3,7 @@
 A prompt set is a small YAML file (read with ``yaml.safe_load``)::
 
     name: default-unseen              # optional
+    version: cxrlt-default/1          # optional: which version of the set, and where its prompts came from
     description: ...                  # optional
     model: hf-hub:yyupenn/whyxrayclip # optional: the model the set was written for
     scoring: mean_cosine              # a rule of cxrlt_core.zeroshot.scoring
@@ -56,7 +57,7 @@ __all__ = [
     "save_prompt_set",
 ]
 
-TOP_LEVEL_KEYS = ("name", "description", "model", "scoring", "alpha", "label_space", "classes")
+TOP_LEVEL_KEYS = ("name", "version", "description", "model", "scoring", "alpha", "label_space", "classes")
 CLASS_KEYS = ("prompts", "negatives")
 MAX_PROMPT_CHARS = 1000
 DEFAULT_SET = "default_prompts.yaml"
@@ -91,6 +92,8 @@ class PromptSet:
         scoring: name of a registered scoring rule.
         alpha: sharpness of the sigmoid rules, a positive finite number.
         model: the model spec the set was written for, or ``None``.
+        version: which version of the set this is and where its prompts came from (free text, e.g.
+            ``"cxrlt-default/1: written for cxrlt"``), or ``None``.
     """
 
     classes: Mapping[str, ClassPrompts]
@@ -100,6 +103,7 @@ class PromptSet:
     name: str | None = None
     description: str | None = None
     label_space: str | None = None
+    version: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "classes", dict(self.classes))
@@ -142,7 +146,7 @@ class PromptSet:
     def to_dict(self) -> dict[str, Any]:
         """Plain types, in the YAML file's key order; optional fields that are unset are left out."""
         out: dict[str, Any] = {}
-        for key in ("name", "description", "model"):
+        for key in ("name", "version", "description", "model"):
             if getattr(self, key):
                 out[key] = getattr(self, key)
         out["scoring"] = self.scoring
@@ -224,7 +228,7 @@ def parse_prompt_set(
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not math.isfinite(alpha) or alpha <= 0:
         problems.append(f"alpha must be a positive finite number, got {alpha!r}")
         alpha = DEFAULT_ALPHA
-    for key in ("name", "description", "model", "label_space"):
+    for key in ("name", "version", "description", "model", "label_space"):
         if data.get(key) is not None and not isinstance(data.get(key), str):
             problems.append(f"{key} must be a text, got {data.get(key)!r}")
     try:
@@ -278,6 +282,7 @@ def parse_prompt_set(
         alpha=float(alpha),
         model=data.get("model"),
         name=data.get("name"),
+        version=data.get("version"),
         description=data.get("description"),
         label_space=space.name if space is not None else data.get("label_space"),
     )
