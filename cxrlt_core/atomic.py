@@ -13,7 +13,7 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -148,11 +148,22 @@ def write_json(path: str | os.PathLike[str], obj: Any, indent: int | None = 2) -
 
 
 def json_safe(obj: Any) -> Any:
-    """``obj`` with every NaN or infinite float (in nested dicts, lists, tuples) replaced by None: strict JSON."""
+    """``obj`` as strict JSON values: the one sanitiser of everything cxrlt writes as JSON.
+
+    Objects with ``to_dict()`` (a label space, a preprocessing) become dicts, numpy scalars and arrays Python numbers
+    and lists (anything with ``tolist()``), paths text, mapping keys text, tuples lists, and every NaN or infinite
+    float ``None``. Other types are left for ``json.dumps`` to refuse.
+    """
+    if hasattr(obj, "to_dict") and callable(obj.to_dict):
+        obj = obj.to_dict()
+    elif hasattr(obj, "tolist") and callable(obj.tolist):
+        obj = obj.tolist()
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
-    if isinstance(obj, dict):
-        return {key: json_safe(value) for key, value in obj.items()}
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    if isinstance(obj, Mapping):
+        return {str(key): json_safe(value) for key, value in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [json_safe(value) for value in obj]
     return obj

@@ -24,9 +24,9 @@ TAIL_THRESHOLD = 0.01
 BUCKETS = ("head", "medium", "tail")
 
 
-def _fold(name: str) -> str:
+def fold_name(name: str) -> str:
     """Case- and spacing-insensitive key used to match column names to classes."""
-    return " ".join(name.strip().lower().replace("_", " ").split())
+    return " ".join(str(name).strip().lower().replace("_", " ").split())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,9 +54,9 @@ class LabelSpace:
         object.__setattr__(self, "unseen", tuple(self.unseen))
         object.__setattr__(self, "output_names", dict(self.output_names))
         object.__setattr__(self, "aliases", dict(self.aliases))
-        folded = [_fold(c) for c in self.classes]
+        folded = [fold_name(c) for c in self.classes]
         if len(set(folded)) != len(folded):
-            dupes = sorted({c for c in self.classes if folded.count(_fold(c)) > 1})
+            dupes = sorted({c for c in self.classes if folded.count(fold_name(c)) > 1})
             raise InputError(f"label space {self.name!r} repeats classes: {', '.join(dupes)}")
         for group, names in (
             ("unseen", self.unseen),
@@ -105,12 +105,12 @@ class LabelSpace:
     # -- matching columns --------------------------------------------------------------------------------------
     def resolve(self, column: str) -> str | None:
         """The canonical class a column name stands for (case-insensitive, aliases), or ``None``."""
-        key = _fold(column)
+        key = fold_name(column)
         for name in self.classes:
-            if _fold(name) == key or _fold(self.output_name(name)) == key:
+            if fold_name(name) == key or fold_name(self.output_name(name)) == key:
                 return name
         for alias, name in self.aliases.items():
-            if _fold(alias) == key:
+            if fold_name(alias) == key:
                 return name
         return None
 
@@ -239,11 +239,11 @@ def label_space_from_columns(
 
     The Normal class is the column called ``Normal`` or ``No Finding`` (any case), if present.
     """
-    meta = {_fold(c) for c in meta_columns}
-    classes = tuple(c for c in columns if _fold(c) not in meta and not c.startswith("Unnamed:"))
+    meta = {fold_name(c) for c in meta_columns}
+    classes = tuple(c for c in columns if fold_name(c) not in meta and not c.startswith("Unnamed:"))
     if not classes:
         raise InputError(f"no class columns found among {list(columns)}")
-    normal = next((c for c in classes if _fold(c) in NORMAL_NAMES), None)
+    normal = next((c for c in classes if fold_name(c) in NORMAL_NAMES), None)
     return LabelSpace(name, classes, unseen=tuple(unseen), normal=normal)
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cxrlt_core.atomic import atomic_path, write_text
+from cxrlt_core.atomic import atomic_path, json_safe, write_text
 from cxrlt_core.data.manifest import (
     ID_COLUMNS,
     MAX_LISTED,
@@ -78,23 +78,9 @@ def sidecar_path(path: str | os.PathLike[str]) -> Path:
     return path.with_name(path.name + ".meta.json")
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, LabelSpace):
-        return value.to_dict()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"metadata value of type {type(value).__name__} is not JSON serialisable")
-
-
 def _dump_metadata(id_column: str, metadata: Mapping[str, Any] | None) -> str:
     try:
-        return json.dumps(
-            {"id_column": id_column, "metadata": dict(metadata or {})}, default=_jsonable, allow_nan=False
-        )
+        return json.dumps(json_safe({"id_column": id_column, "metadata": dict(metadata or {})}), allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise InputError(f"predictions metadata cannot be written as JSON: {exc}") from None
 

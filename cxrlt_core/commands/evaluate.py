@@ -91,21 +91,6 @@ def scoring_options(args: argparse.Namespace) -> dict[str, Any]:
             "class_thresholds": per_class}  # fmt: skip
 
 
-def _plain(obj: Any) -> Any:
-    """Numpy scalars and arrays to plain Python, for JSON."""
-    import numpy as np
-
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _plain(obj.tolist())
-    if isinstance(obj, np.generic):
-        return obj.item()
-    return obj
-
-
 def _apply_label_map(spec: str, pred: Any, labels: Any, train: Any) -> tuple[Any, Any, Any]:
     """Bring predictions, labels and training labels into the map's target space; say what was mapped."""
     from cxrlt_core.label_maps import load_label_map, map_manifest, map_predictions
@@ -159,6 +144,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"scorer {options['scorer'].label()}")
     print(format_report_table(result.report))
     if args.json:
-        write_json(args.json, _plain(result.report))
+        write_json(args.json, result.report)  # json_safe makes numpy values plain
         print(f"wrote {args.json}")
     return 0

@@ -12,33 +12,7 @@ and images without a positive label are never drawn. An epoch has as many draws 
 
 from __future__ import annotations
 
-import numpy as np
+# The sampler lives in cxrlt_core.data.sampler beside the other registered samplers (``class_balanced``).
+from cxrlt_core.data.sampler import ClassBalancedSampler, class_balanced_probabilities
 
-from cxrlt_core.data.sampler import RepeatFactorSampler
-from cxrlt_core.errors import InputError
-
-
-def class_balanced_probabilities(labels: np.ndarray) -> np.ndarray:
-    """π_i of the module docstring for a (images, classes) label matrix (NaN = unknown = not positive)."""
-    positives = np.nan_to_num(np.asarray(labels, dtype=np.float64), nan=0.0) > 0.5
-    counts = positives.sum(axis=0)
-    present = counts > 0
-    if not present.any():
-        raise InputError("class-balanced sampling needs at least one positive label")
-    per_class = np.divide(1.0, counts, out=np.zeros(len(counts)), where=present) / present.sum()
-    return positives @ per_class
-
-
-class ClassBalancedSampler(RepeatFactorSampler):
-    """Draws ``len(labels)`` images per epoch with the probabilities of :func:`class_balanced_probabilities`."""
-
-    def __init__(self, labels: np.ndarray, **kwargs):
-        probabilities = class_balanced_probabilities(labels)
-        super().__init__(np.ones(len(probabilities)), **kwargs)
-        self.probabilities = probabilities
-
-    def repeats(self, epoch: int | None = None) -> np.ndarray:
-        epoch = self.epoch if epoch is None else epoch
-        rng = np.random.default_rng([self.seed, epoch, 2])
-        p = self.probabilities / self.probabilities.sum()
-        return rng.multinomial(len(p), p).astype(np.int64)
+__all__ = ["ClassBalancedSampler", "class_balanced_probabilities"]

@@ -24,7 +24,7 @@ import pandas as pd
 
 from cxrlt_core.data.confine import RootGuard, id_escape
 from cxrlt_core.errors import InputError, ValidationError
-from cxrlt_core.labels import DEFAULT_META_COLUMNS, LabelSpace, _fold, get_label_space, label_space_from_columns
+from cxrlt_core.labels import DEFAULT_META_COLUMNS, LabelSpace, fold_name, get_label_space, label_space_from_columns
 
 ID_COLUMNS = ("ImageID", "image", "Image Index", "Path", "dicom_id")
 PATIENT_COLUMNS = ("PatientID", "Patient ID", "subject_id")
@@ -100,10 +100,10 @@ def find_column(columns: Sequence[str], candidates: Iterable[str]) -> str | None
     for candidate in candidates:
         if candidate in columns:
             return candidate
-    folded = {_fold(c): c for c in columns}
+    folded = {fold_name(c): c for c in columns}
     for candidate in candidates:
-        if _fold(candidate) in folded:
-            return folded[_fold(candidate)]
+        if fold_name(candidate) in folded:
+            return folded[fold_name(candidate)]
     return None
 
 
@@ -337,10 +337,10 @@ def read_manifest(
     missing = tuple(c for c in space.classes if c not in mapping)
     if require_labels and not classes:
         raise InputError(f"{path}: no column names a class of label space {space.name!r} (found {header[:8]})")
-    known_meta = {_fold(c) for c in (*DEFAULT_META_COLUMNS, *metadata_columns.values())}
-    known_meta |= {_fold(id_column), _fold(patient_column or "")}
+    known_meta = {fold_name(c) for c in (*DEFAULT_META_COLUMNS, *metadata_columns.values())}
+    known_meta |= {fold_name(id_column), fold_name(patient_column or "")}
     class_columns = [mapping[c] for c in classes]
-    extra = tuple(c for c in header if c not in class_columns and _fold(c) not in known_meta)
+    extra = tuple(c for c in header if c not in class_columns and fold_name(c) not in known_meta)
 
     problems: list[str] = []
     if strict_columns:

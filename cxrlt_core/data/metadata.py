@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from cxrlt_core.errors import InputError
+from cxrlt_core.labels import fold_name
 
 CANONICAL = ("sex", "age", "view", "site", "study")
 
@@ -51,16 +52,12 @@ _VIEW = {
 }  # fmt: skip
 
 
-def _fold(name: str) -> str:
-    return " ".join(str(name).strip().lower().replace("_", " ").split())
-
-
 def _find(columns: list[str], candidates: tuple[str, ...]) -> str | None:
     for candidate in candidates:
         if candidate in columns:
             return candidate
-    folded = {_fold(c): c for c in columns}
-    return next((folded[_fold(c)] for c in candidates if _fold(c) in folded), None)
+    folded = {fold_name(c): c for c in columns}
+    return next((folded[fold_name(c)] for c in candidates if fold_name(c) in folded), None)
 
 
 def resolve_columns(columns: list[str], column_map: Mapping[str, str] | None = None) -> dict[str, str | None]:

@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from cxrlt_core.atomic import atomic_path, write_text
+from cxrlt_core.atomic import atomic_path, json_safe, write_text
 from cxrlt_core.errors import InputError
-from cxrlt_core.predictions import METADATA_KEY, PARQUET_SUFFIXES, _jsonable, sidecar_path
+from cxrlt_core.predictions import METADATA_KEY, PARQUET_SUFFIXES, sidecar_path
 
 __all__ = ["PartWriter", "PredictionWriter", "failed_path", "merge_parts", "read_part", "write_failed"]
 
@@ -41,7 +41,7 @@ def failed_path(path: str | os.PathLike[str]) -> Path:
 
 def _metadata_blob(id_column: str, metadata: Mapping[str, Any]) -> str:
     try:
-        return json.dumps({"id_column": id_column, "metadata": dict(metadata)}, default=_jsonable, allow_nan=False)
+        return json.dumps(json_safe({"id_column": id_column, "metadata": dict(metadata)}), allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise InputError(f"predictions metadata cannot be written as JSON: {exc}") from None
 

@@ -21,7 +21,6 @@ Loading never unpickles: safetensors for weights, JSON for the sidecar, ``torch.
 from __future__ import annotations
 
 import json
-import math
 import os
 import random
 import uuid
@@ -35,26 +34,30 @@ import torch
 from torch import nn
 
 from cxrlt_core import __version__
-from cxrlt_core.atomic import atomic_path, write_json
+from cxrlt_core.atomic import atomic_path, json_safe, write_json
 from cxrlt_core.errors import InputError
 from cxrlt_core.models.classifier import CxrClassifier, ModelConfig, build_model
 from cxrlt_core.models.contract import InputContract, attach_contract
+from cxrlt_core.models.sidecar import FORMAT, FORMAT_VERSION, read_sidecar, sidecar_path, weights_path
 
-FORMAT = "cxrlt-checkpoint"
-FORMAT_VERSION = 2
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "capture_rng_state",
+    "load_checkpoint",
+    "load_training_state",
+    "read_sidecar",
+    "restore_rng_state",
+    "save_checkpoint",
+    "save_training_state",
+    "sidecar_path",
+    "training_state_path",
+    "weights_path",
+]
+
 _RESERVED = ("format", "format_version", "checkpoint_id", "weights", "model", "cxrlt_version", "created", "normalize")
 #: ModelConfig fields that belong to the input contract: written in ``input`` only.
 _CONTRACT_FIELDS = ("input_size", "mean", "std", "in_chans", "class_names", "label_space")
-
-
-def sidecar_path(path: str | os.PathLike[str]) -> Path:
-    """``<stem>.json`` beside ``<stem>.safetensors`` (accepts either path)."""
-    return Path(path).with_suffix(".json")
-
-
-def weights_path(path: str | os.PathLike[str]) -> Path:
-    """``<stem>.safetensors`` beside ``<stem>.json`` (accepts either path)."""
-    return Path(path).with_suffix(".safetensors")
 
 
 def training_state_path(path: str | os.PathLike[str]) -> Path:
@@ -95,21 +98,6 @@ def _contract_for(inner: nn.Module, cfg: ModelConfig, given: Any, preprocess: An
     return InputContract(pre, cfg.mean, cfg.std, cfg.in_chans, tuple(cfg.class_names), cfg.label_space)
 
 
-def _json_ready(obj: Any) -> Any:
-    """Objects with ``to_dict`` become dicts, numpy values lists/numbers; NaN and infinities None (not JSON)."""
-    if hasattr(obj, "to_dict") and callable(obj.to_dict):
-        obj = obj.to_dict()
-    if isinstance(obj, (np.generic, np.ndarray)):
-        obj = obj.tolist()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, Mapping):
-        return {key: _json_ready(value) for key, value in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_ready(value) for value in obj]
-    return obj
-
-
 def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, sidecar: Mapping[str, Any] | None = None) -> Path:
     """Write ``model``'s weights to ``path`` (``.safetensors``) and its sidecar to ``<stem>.json``, atomically.
 
@@ -136,7 +124,7 @@ def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, sidecar: Map
     contract = _contract_for(inner, cfg, raw.pop("input", None), raw.pop("preprocess", None))
     for folded in ("classes", "label_space"):
         raw.pop(folded, None)
-    extra = _json_ready(raw)
+    extra = json_safe(raw)
     clash = sorted(k for k in extra if k in _RESERVED)
     if clash:
         raise InputError(f"sidecar keys {clash} are written by save_checkpoint itself")
@@ -168,49 +156,6 @@ def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, sidecar: Map
     side = sidecar_path(target)
     write_json(side, info)
     return side
-
-
-def read_sidecar(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The sidecar of checkpoint ``path`` (``.safetensors`` or ``.json``).
-
-    Raises:
-        InputError: missing, not JSON, or not a cxrlt checkpoint sidecar (the message names the file).
-    """
-    side = sidecar_path(path)
-    if not side.is_file():
-        raise InputError(
-            f"checkpoint sidecar {side} is missing: a cxrlt checkpoint is {weights_path(path).name} plus this .json, "
-            "which holds the model config"
-        )
-    try:
-        info = json.loads(side.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"checkpoint sidecar {side} is not valid JSON: {exc}") from None
-    if not isinstance(info, dict) or info.get("format") != FORMAT or not isinstance(info.get("model"), dict):
-        raise InputError(f"{side} is not a cxrlt checkpoint sidecar (needs format={FORMAT!r} and a model section)")
-    version = info.get("format_version", 1)
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise InputError(
-            f"checkpoint sidecar {side} has format version {version}; this cxrlt reads up to {FORMAT_VERSION}"
-        )
-    return _complete(info, str(side))
-
-
-def _complete(info: dict[str, Any], source: str) -> dict[str, Any]:
-    """Give a sidecar of any version an ``input`` section and a ``model`` section with the contract's fields."""
-    contract = InputContract.from_sidecar(info, source)
-    model = dict(info["model"])
-    if "input" not in info and model.get("head") == "mlp" and "pooling" not in model:
-        model["pooling"] = "feature_map"  # written before the option: its MLP averaged the normed map
-    model.update(
-        input_size=int(contract.image_size[0]),
-        mean=list(contract.mean),
-        std=list(contract.std),
-        in_chans=int(contract.channels),
-        class_names=list(contract.class_names),
-        label_space=dict(contract.label_space) if contract.label_space else None,
-    )
-    return {**info, "model": model, "input": contract.to_dict()}
 
 
 def load_checkpoint(

@@ -26,6 +26,7 @@ from cxrlt_core.models.backbones import (
     read_state_dict,
 )
 from cxrlt_core.models.heads import HEAD_INITS, build_head, init_head
+from cxrlt_core.models.sidecar import read_sidecar, sidecar_path
 
 _log = logging.getLogger(__name__)
 
@@ -294,7 +295,6 @@ def load_pretrained_file(model: CxrClassifier, path: Path, transfer: str = "auto
     """
     if transfer not in TRANSFERS:
         raise InputError(f"unknown transfer {transfer!r}; choose one of: {', '.join(TRANSFERS)}")
-    from cxrlt_core.models.checkpoint import read_sidecar, sidecar_path
 
     state = read_state_dict(path)
     source = str(path)

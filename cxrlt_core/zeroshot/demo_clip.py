@@ -176,7 +176,7 @@ def build_untrained(folder: str | os.PathLike[str], model_cfg: dict[str, Any], p
     """
     import open_clip
 
-    from cxrlt_core.zeroshot.loading import HF_CONFIG_FILE, _quiet_open_clip
+    from cxrlt_core.zeroshot.loading import HF_CONFIG_FILE, quiet_open_clip
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -186,7 +186,7 @@ def build_untrained(folder: str | os.PathLike[str], model_cfg: dict[str, Any], p
         for name in HF_TOWER_FILES:
             if (Path(hf_source) / name).is_file():
                 shutil.copy2(Path(hf_source) / name, folder / name)
-    with _quiet_open_clip():
+    with quiet_open_clip():
         model = open_clip.create_model(f"local-dir:{folder}", device="cpu")
     return model
 
@@ -286,9 +286,9 @@ def _preload(paths: Sequence[Path], pipeline: Any, workers: int) -> Any:
     """
     import torch
 
-    from cxrlt_core.zeroshot.encode import _ImageFiles
+    from cxrlt_core.zeroshot.encode import ImageFiles
 
-    files = _ImageFiles([str(p) for p in paths], pipeline)
+    files = ImageFiles([str(p) for p in paths], pipeline)
     loader = torch.utils.data.DataLoader(files, batch_size=64, num_workers=workers)
     out = torch.empty((len(paths), *pipeline.size), dtype=torch.float32)
     for images, indices, errors in loader:
@@ -456,7 +456,7 @@ def train_demo_clip(
 
     from cxrlt_core.data.images import CLIP_MEAN, CLIP_STD
     from cxrlt_core.zeroshot.encode import ImagePipeline
-    from cxrlt_core.zeroshot.loading import PROMPTS_FILE, _quiet_open_clip, save_local_dir
+    from cxrlt_core.zeroshot.loading import PROMPTS_FILE, quiet_open_clip, save_local_dir
     from cxrlt_core.zeroshot.prompts import demo_prompt_set, save_prompt_set
 
     config = config or DemoClipConfig()
@@ -481,7 +481,7 @@ def train_demo_clip(
     shutil.rmtree(staging, ignore_errors=True)
     model_cfg = demo_model_config(config)
     model = build_untrained(staging, model_cfg, preprocess_cfg)
-    with _quiet_open_clip():
+    with quiet_open_clip():
         tokenizer = open_clip.get_tokenizer(f"local-dir:{staging}")
     all_sentences = [s for parts in training.sentences for s in parts]
     texts = _TextFeatures(model, tokenizer, config.text_tower, all_sentences, progress)

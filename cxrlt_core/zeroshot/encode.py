@@ -194,7 +194,7 @@ def image_pipeline(model: ZeroShotModel, mode: str = "open_clip", intensity: str
     )
 
 
-class _ImageFiles:
+class ImageFiles:
     """A map-style dataset of image files; a file that fails returns its error instead of raising, so the main
     process can name it in one line (an exception inside a worker arrives wrapped in a multi-line traceback)."""
 
@@ -292,7 +292,7 @@ def encode_images(
     if not jobs:
         return out
 
-    dataset = _ImageFiles([paths[i] for _, i in jobs], pipeline)
+    dataset = ImageFiles([paths[i] for _, i in jobs], pipeline)
     workers = _default_workers() if num_workers is None else num_workers
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=batch_size, shuffle=False, num_workers=workers, persistent_workers=False

@@ -305,7 +305,7 @@ def _hf_download_hint(repo: str) -> str:
 
 
 @contextlib.contextmanager
-def _quiet_open_clip():
+def quiet_open_clip():
     """open_clip logs at INFO/WARNING for every load, and huggingface_hub each retry of a failed download; keep the
     user's terminal to our own one-line messages."""
     loggers = [logging.getLogger(), logging.getLogger("huggingface_hub"), logging.getLogger("transformers")]
@@ -418,7 +418,7 @@ def load_model(
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        with _quiet_open_clip():
+        with quiet_open_clip():
             model, _, transform = open_clip.create_model_and_transforms(
                 name, device=device, require_pretrained=True, weights_only=True, **kwargs
             )
