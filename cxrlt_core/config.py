@@ -529,15 +529,18 @@ def _coerce(hint: Any, value: Any, source: str, key: str) -> Any:
             return int(value)
         raise InputError(f"{source}: {key} must be an integer, got {_describe(value)}")
     if hint is float:
+        number = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
+            number = float(value)
+        elif isinstance(value, str):
             # YAML 1.1 reads 1e-3 (no dot) as a string; accept what is clearly a number
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        raise InputError(f"{source}: {key} must be a number, got {_describe(value)}")
+            with contextlib.suppress(ValueError):
+                number = float(value)
+        if number is None:
+            raise InputError(f"{source}: {key} must be a number, got {_describe(value)}")
+        if not math.isfinite(number):  # a NaN or infinite rate would only fail later, as a NaN score
+            raise InputError(f"{source}: {key} must be a finite number, got {value!r}")
+        return number
     if hint is str:
         if isinstance(value, str):
             return value

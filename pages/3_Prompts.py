@@ -146,7 +146,12 @@ if set_name in set_names:
             store.revert(set_name, number)
             st.session_state.pop(state_key, None)
             st.rerun()
+try:  # the name is checked as it is typed: an invalid one is a message, never a crash
+    prompts_path = f"{store.folder(target) / 'current'}…"
+except CxrltError as exc:
+    error_box(exc)
+    prompts_path = "PROMPTS.yaml"
 cli_hint(
-    f"cxrlt zeroshot predict --model {spec} --prompts {store.folder(target) / 'current'}… "
+    f"cxrlt zeroshot predict --model {spec} --prompts {prompts_path} "
     f"--labels {labels_path} --images {labels_path.parent / 'images'} --out zs.csv --eval-labels {labels_path}"
 )

@@ -83,6 +83,8 @@ def prepare_run(args: argparse.Namespace) -> tuple[Path, Any]:
         run_dir = Path(args.run_dir)
         config = args.config or run_dir / runs.CONFIG_FILE
         return run_dir, load_recipe(config, args.overrides)
+    if not args.resume and args.config:
+        load_recipe(args.config, args.overrides)  # a bad recipe is refused before the workspace is created
     workspace = Workspace.open(args.workspace)
     if args.resume:
         if not args.run_name:

@@ -1,0 +1,42 @@
+"""Hostile input typed into the dashboard: every page shows one error and keeps running; nothing is written."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from cxrlt_core.paths import REPO_ROOT
+from tests.hostile_world import snapshot
+
+pytestmark = pytest.mark.slow
+st_testing = pytest.importorskip("streamlit.testing.v1")
+
+
+@pytest.fixture
+def page(tiny_workspace, monkeypatch):
+    monkeypatch.setenv("CXRLT_WORKSPACE", str(tiny_workspace.root))
+    monkeypatch.chdir(REPO_ROOT)
+    monkeypatch.setitem(sys.modules, "__main__", sys.modules["__main__"])
+
+    def run(script: str):
+        app = st_testing.AppTest.from_file(str(REPO_ROOT / "pages" / script), default_timeout=180)
+        app.run()
+        assert not app.exception, [e.message for e in app.exception]
+        return app
+
+    return run
+
+
+@pytest.mark.parametrize("name", ["../escape", "a b", "x/y", ".hidden", ""])
+def test_prompts_save_as_with_an_invalid_name_is_a_message(page, tiny_workspace, name: str):
+    app = page("3_Prompts.py")
+    before = snapshot(tiny_workspace.root)
+    box = next(t for t in app.text_input if t.label == "Save as prompt set")
+    box.set_value(name).run()
+    assert not app.exception, [e.message for e in app.exception]
+    assert any("prompt set name" in str(e.value) for e in app.error), [e.value for e in app.error]
+    next(b for b in app.button if b.label == "Save new version").click().run()
+    assert not app.exception and not app.success
+    assert snapshot(tiny_workspace.root) == before
+    assert not (tiny_workspace.root / "escape").exists()
