@@ -14,11 +14,12 @@ from pathlib import Path
 
 from cxrlt_core.data.manifest import read_manifest
 from cxrlt_core.errors import InputError
+from cxrlt_core.export_plan import export_files
 from cxrlt_core.labels import get_label_space
 from cxrlt_core.predictions import read_predictions
 from cxrlt_core.runs import checkpoint_path
 from cxrlt_core.submission import submission_from_predictions, validate_submission, write_submission
-from cxrlt_core.workspace import Workspace, check_name
+from cxrlt_core.workspace import Workspace
 
 Progress = Callable[[int, int], None]
 
@@ -47,6 +48,13 @@ def _label_space(goiter_spelling: str):
     return space.with_output_names({"Goiter": goiter_spelling})
 
 
+def _refuse_overwrite(workspace: Workspace, name: str, overwrite: bool) -> None:
+    """An export never replaces earlier files silently: an existing name is an error unless ``overwrite``."""
+    existing = export_files(workspace, name)
+    if existing and not overwrite:
+        raise InputError(f"{existing[0]} already exists; choose another export name or allow overwriting it")
+
+
 def _write_and_validate(pred_path: Path, test_csv: Path, out: Path, task: int, space) -> tuple[int, list[str]]:
     rows = submission_from_predictions(read_predictions(pred_path, label_space=space), test_csv, space, task)
     write_submission(out, rows.ids, rows.scores, space, task, test_ids=rows.ids)
@@ -67,6 +75,7 @@ def export_task1(
     calibration: str | os.PathLike[str] | None = None,
     checkpoint: str = "best",
     progress: Progress | None = None,
+    overwrite: bool = False,
 ) -> ExportResult:
     """Predict ``test_csv`` with the weighted ensemble of ``runs``' checkpoints and write a Task 1 submission.
 
@@ -74,7 +83,7 @@ def export_task1(
     """
     from cxrlt_core.inference.predict import predict
 
-    check_name(name, "export name")
+    _refuse_overwrite(workspace, name, overwrite)
     if not runs:
         raise InputError("choose at least one run for the ensemble")
     checkpoints = [checkpoint_path(workspace.run(run), checkpoint) for run in runs]
@@ -114,6 +123,7 @@ def export_task2(
     images: str | os.PathLike[str] | None = None,
     goiter_spelling: str = "Goiter",
     progress: Progress | None = None,
+    overwrite: bool = False,
 ) -> ExportResult:
     """Score ``test_csv`` zero-shot with ``model_spec`` and a saved prompt set; write a Task 2 submission.
 
@@ -125,7 +135,7 @@ def export_task2(
     from cxrlt_core.zeroshot.predict import predict_zero_shot
     from cxrlt_core.zeroshot.prompts import PromptStore
 
-    check_name(name, "export name")
+    _refuse_overwrite(workspace, name, overwrite)
     space = _label_space(goiter_spelling)
     manifest, root = _test_manifest(test_csv, images)
     prompts_path = None

@@ -18,7 +18,7 @@ import pandas as pd
 
 from cxrlt_core.atomic import read_json_object, write_json
 from cxrlt_core.inference.calibration import Calibration, fit_calibration
-from cxrlt_core.inference.gating import normal_gating
+from cxrlt_core.inference.gating import GATING_FORMS, find_normal, normal_gating
 from cxrlt_core.inference.thresholds import Thresholds, f1_at_thresholds, fit_thresholds
 from cxrlt_core.metrics import compute_report
 
@@ -57,6 +57,27 @@ class PostprocessChoice:
         record = read_json_object(path, "post-processing choice")
         fields = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in record.items() if k in fields}), record
+
+
+# α ranges that keep gated probabilities meaningful: the linear form p·(1 − α·p_N) goes negative for α > 1.
+ALPHA_RANGES = {"power": (0.0, 2.0), "linear": (0.0, 1.0)}
+
+
+def alpha_range(form: str) -> tuple[float, float]:
+    """The α range offered for a gating form (an unknown form is an ``InputError`` listing the forms)."""
+    GATING_FORMS.get(form)
+    return ALPHA_RANGES.get(form, (0.0, 2.0))
+
+
+def sweep_alphas(form: str, points: int = 21) -> np.ndarray:
+    """``points`` evenly spaced α over the form's range, rounded to 3 decimals."""
+    low, high = alpha_range(form)
+    return np.round(np.linspace(low, high, points), 3)
+
+
+def has_normal(classes: Sequence[str]) -> bool:
+    """The classes include a Normal / No Finding class, so gating can act."""
+    return find_normal(classes) is not None
 
 
 def summary(report: dict[str, Any]) -> dict[str, float]:

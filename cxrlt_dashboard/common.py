@@ -124,6 +124,25 @@ def choose_workspace() -> Workspace:
     return workspace
 
 
+def kept_value(key: str, default: Any) -> str:
+    """The widget key ``key`` whose value survives page changes: refilled from a key no widget owns.
+
+    Streamlit forgets a widget's value when a run does not draw it (another page); call this before drawing the
+    widget with ``key=key`` and :func:`keep` after it.
+    """
+    store = f"{key}::kept"
+    st.session_state.setdefault(store, default)
+    if key not in st.session_state:
+        st.session_state[key] = st.session_state[store]
+    return key
+
+
+def keep(key: str) -> None:
+    """Remember the current value of the widget ``key`` (see :func:`kept_value`)."""
+    if key in st.session_state:
+        st.session_state[f"{key}::kept"] = st.session_state[key]
+
+
 def cli_hint(command: str) -> None:
     """Show the terminal command that does the same thing as the page's action."""
     st.caption("The same from a terminal:")
@@ -186,6 +205,15 @@ def image_folder(labels_csv: str | os.PathLike[str]) -> Path:
     """Where a data set's images are: ``images/`` beside its CSV (the CXR-LT layout), else the CSV's folder."""
     folder = Path(labels_csv).parent
     return folder / "images" if (folder / "images").is_dir() else folder
+
+
+# How the run tables of the Train and Overview pages draw their columns.
+RUN_COLUMNS = {
+    "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent"),
+    "where": st.column_config.TextColumn("where", width="large"),
+    "val mAP": st.column_config.NumberColumn("val mAP", format="%.4f"),
+    "best val mAP": st.column_config.NumberColumn("best val mAP", format="%.4f"),
+}
 
 
 def percent(value: float | None) -> str:

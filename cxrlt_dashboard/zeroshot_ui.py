@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from cxrlt_core.data.manifest import read_manifest
+from cxrlt_core.workspace_summary import csv_label_space
 from cxrlt_core.zeroshot.cache import EmbeddingCache
 from cxrlt_core.zeroshot.loading import ZeroShotModel, load_model
 from cxrlt_core.zeroshot.predict import ZeroShotScorer
@@ -20,8 +21,7 @@ def model(spec: str) -> ZeroShotModel:
 @st.cache_resource(show_spinner="Embedding the images (cached on disk after the first time)…", max_entries=8)
 def scorer(spec: str, labels_path: str, labels_mtime: float, cache_dir: str) -> ZeroShotScorer:
     """Image embeddings of every image of a labels CSV (images in ``images/`` beside it), ready to score prompts."""
-    manifest = read_manifest(
-        labels_path, image_root=image_folder(labels_path), label_space="cxrlt2026", require_labels=False
-    )
+    space = csv_label_space(labels_path)  # the data set's own classes: rows must match the page's manifest
+    manifest = read_manifest(labels_path, image_root=image_folder(labels_path), label_space=space, require_labels=False)
     paths = [manifest.image_path(i) for i in range(len(manifest))]
     return ZeroShotScorer.from_paths(model(spec), paths, cache=EmbeddingCache(cache_dir), show_progress=False)

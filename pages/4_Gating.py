@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
 import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
@@ -12,34 +11,40 @@ import streamlit as st
 from cxrlt_core.inference.calibration import CALIBRATORS
 from cxrlt_core.inference.gating import GATING_FORMS, normal_gating
 from cxrlt_core.metrics import compute_report
-from cxrlt_core.postprocess_study import PostprocessChoice, gating_sweep, per_class_delta, study_stages, summary
+from cxrlt_core.postprocess_study import (
+    PostprocessChoice,
+    alpha_range,
+    gating_sweep,
+    has_normal,
+    per_class_delta,
+    study_stages,
+    summary,
+    sweep_alphas,
+)
 from cxrlt_core.workspace import check_name
 from cxrlt_dashboard import loaders
-from cxrlt_dashboard.common import cli_hint, dataset_csvs, error_box, mtime, page_setup
+from cxrlt_dashboard.common import cli_hint, dataset_csvs, error_box, mtime, page_setup, pick
+from cxrlt_dashboard.common import prediction_files as prediction_files_of
 
 workspace = page_setup("Gating and calibration")
-prediction_files = {str(p.relative_to(workspace.root)): p for p in workspace.list_predictions()}
+prediction_files = prediction_files_of(workspace)
 csvs = dataset_csvs(workspace)
 if not prediction_files or not csvs:
     st.info("No predictions or labelled data sets in this workspace yet.")
     st.stop()
 
-
-def _index(names: list[str], suffix: str) -> int:
-    return next((i for i, n in enumerate(names) if n.endswith(suffix)), 0)
-
-
-pred_names, csv_names = list(prediction_files), list(csvs)
 st.caption("Calibration and thresholds are fitted on the validation split and evaluated on the evaluation split.")
 c1, c2 = st.columns(2)
-eval_pred = c1.selectbox("Evaluation predictions", pred_names, index=_index(pred_names, "test.parquet"), key="g_ep")
-eval_labels = c2.selectbox("Evaluation labels", csv_names, index=_index(csv_names, "test_labels.csv"), key="g_el")
-val_pred = c1.selectbox("Validation predictions", pred_names, index=_index(pred_names, "val.parquet"), key="g_vp")
-val_labels = c2.selectbox("Validation labels", csv_names, index=_index(csv_names, "val.csv"), key="g_vl")
+with c1:
+    eval_pred = pick("Evaluation predictions", prediction_files, "g_ep", prefer=("test.parquet",))
+    val_pred = pick("Validation predictions", prediction_files, "g_vp", prefer=("val.parquet",))
+with c2:
+    eval_labels = pick("Evaluation labels", csvs, "g_el", prefer=("test_labels.csv",))
+    val_labels = pick("Validation labels", csvs, "g_vl", prefer=("val_labels.csv", "val.csv"))
+eval_name, val_name = (str(p.relative_to(workspace.root)) for p in (eval_pred, val_pred))
 
 
-def _aligned(pred_name: str, labels_name: str):
-    pred_path, labels_path = prediction_files[pred_name], csvs[labels_name]
+def _aligned(pred_path, labels_path):
     result = loaders.evaluation(str(pred_path), mtime(pred_path), str(labels_path), mtime(labels_path), None, 0.0)
     return result.scores, result.labels, result.classes
 
@@ -55,14 +60,14 @@ if tuple(v_classes) != tuple(classes):
     st.stop()
 
 st.subheader("Normal gating")
-if not any(c.lower() in ("normal", "no finding") for c in classes):
+if not has_normal(classes):
     st.warning("These classes have no Normal class: gating is a no-op.")
 g1, g2 = st.columns([3, 1])
-alpha = g1.slider("α", 0.0, 2.0, 0.5, 0.05, help="p_c ← p_c·(1 − p_Normal)^α (power) or p_c·(1 − α·p_Normal) (linear)")
 form = g2.radio("Form", GATING_FORMS.names(), horizontal=True)
-if form == "linear" and alpha > 1:
-    st.warning("The linear form needs α ≤ 1 to keep probabilities non-negative; α is capped at 1.")
-    alpha = 1.0
+low, high = alpha_range(form)  # the linear form needs α ≤ 1 to keep probabilities non-negative
+alpha = g1.slider(
+    "α", low, high, min(0.5, high), 0.05, help="p_c ← p_c·(1 − p_Normal)^α (power) or p_c·(1 − α·p_Normal) (linear)"
+)
 
 started = time.perf_counter()
 base = compute_report(labels, scores, list(classes))
@@ -77,10 +82,10 @@ st.caption(f"{len(scores):,} images × {len(classes)} classes, re-scored in {ela
 
 @st.cache_data(show_spinner="Sweeping α…", max_entries=16)
 def _sweep(key: tuple, form: str):
-    return gating_sweep(scores, labels, classes, np.round(np.linspace(0, 2 if form == "power" else 1, 21), 3), form)
+    return gating_sweep(scores, labels, classes, sweep_alphas(form), form)
 
 
-sweep = _sweep((eval_pred, eval_labels, mtime(prediction_files[eval_pred])), form)
+sweep = _sweep((str(eval_pred), str(eval_labels), mtime(eval_pred), mtime(eval_labels)), form)
 curve = go.Figure()
 for metric in ("mAP", "mAUC", "mF1", "mECE"):
     curve.add_scatter(x=sweep["alpha"], y=sweep[metric], name=metric, mode="lines+markers")
@@ -123,13 +128,13 @@ if s2.button("Save", type="primary"):
     try:
         check_name(name, "post-processing name")
         choice = PostprocessChoice(
-            alpha, form, None if method == "none" else method, tune, fitted_on={"predictions": val_pred}
+            alpha, form, None if method == "none" else method, tune, fitted_on={"predictions": val_name}
         )
         path = choice.save(workspace.postprocess_dir, name, stages.calibration, stages.thresholds)
         st.success(f"Saved {path.relative_to(workspace.root)}")
     except Exception as exc:  # noqa: BLE001
         error_box(exc)
-vp, vl = prediction_files[val_pred], csvs[val_labels]
+vp, vl = val_pred, val_labels
 cmd = f"cxrlt calibrate --pred {vp} --labels {vl} --method {method} --out cal.json && "
 cmd += f"cxrlt thresholds --pred {vp} --labels {vl} --out thr.json"
 cli_hint(cmd if method != "none" else f"cxrlt thresholds --pred {vp} --labels {vl} --out thr.json")

@@ -7,12 +7,21 @@ import streamlit as st
 from cxrlt_core.capsule.export import export_capsule
 from cxrlt_core.errors import CxrltError
 from cxrlt_core.export import export_task1, export_task2
+from cxrlt_core.export_plan import (
+    calibration_note,
+    default_ensemble,
+    export_files,
+    load_postprocess,
+    ranked_runs,
+    saved_postprocess_names,
+    weights_for,
+)
 from cxrlt_core.inference.gating import GATING_FORMS
 from cxrlt_core.inference.tta import MERGE_MODES, TTA_SETS
-from cxrlt_core.postprocess_study import PostprocessChoice
-from cxrlt_core.runs import checkpoint_path
+from cxrlt_core.postprocess_study import alpha_range
+from cxrlt_core.workspace_summary import csv_label_space
 from cxrlt_core.zeroshot.prompts import PromptStore
-from cxrlt_dashboard.common import dataset_csvs, error_box, page_setup
+from cxrlt_dashboard.common import dataset_csvs, error_box, page_setup, pick
 
 workspace = page_setup("Export a submission")
 csvs = dataset_csvs(workspace)
@@ -20,9 +29,15 @@ test_csvs = {k: v for k, v in csvs.items() if k.endswith("test.csv")} or csvs
 if not test_csvs:
     st.info("No test CSV in this workspace.")
     st.stop()
-test_name = st.selectbox("Test images (CSV of ImageIDs)", list(test_csvs), key="x_test")
-test_csv = test_csvs[test_name]
-task1, task2 = st.tabs(["Task 1 — 30 findings", "Task 2 — 6 unseen findings"])
+test_csv = pick("Test images (CSV of ImageIDs)", test_csvs, "x_test", prefer=("/test.csv",))
+try:
+    space = csv_label_space(test_csv)
+except CxrltError as exc:
+    error_box(exc)
+    st.stop()
+n_seen, n_unseen = len(space.in_distribution), len(space.unseen)
+st.caption(f"Label space of this data set: **{space.name}** ({n_seen} findings, {n_unseen} unseen).")
+task1, task2 = st.tabs([f"Task 1 — {n_seen} findings", f"Task 2 — {n_unseen} unseen findings"])
 
 
 def _progress_bar(label: str):
@@ -48,69 +63,108 @@ def _show(result) -> None:
             st.warning(f"No reproduction capsule: {exc}")
 
 
+def _export_name(default: str, key: str) -> tuple[str, bool]:
+    """The export name and whether its existing files may be replaced (asked only when there are some)."""
+    name = st.text_input("Export name", default, key=key)
+    try:
+        existing = export_files(workspace, name)
+    except CxrltError as exc:
+        error_box(exc)
+        return name, False
+    if not existing:
+        return name, False
+    st.warning(f"`{existing[0].relative_to(workspace.root)}` already exists.")
+    return name, st.checkbox("Replace the existing export", key=f"{key}_replace")
+
+
+def _postprocessing(chosen: list[str]) -> tuple[float, str, object]:
+    """Gating α and form, and the calibration file: from a saved choice (shown, not editable) or set here."""
+    saved_names = saved_postprocess_names(workspace)
+    post = st.selectbox("Saved post-processing (Gating page)", ["(none)", *saved_names], key="x_post")
+    t3, t4 = st.columns(2)
+    if post == "(none)":
+        form = t4.selectbox("Gating form", GATING_FORMS.names(), key="x_form")
+        low, high = alpha_range(form)
+        alpha = t3.number_input("Gating α", low, high, min(0.5, high), 0.05, key=f"x_alpha_{form}")
+        return alpha, form, None
+    saved = load_postprocess(workspace, post)
+    alpha, form = saved.choice.gating_alpha, saved.choice.gating_form
+    # The saved choice is what is used: its α and form are shown, read-only.
+    t3.text_input("Gating α (from the saved choice)", f"{alpha:g}", disabled=True, key=f"x_alpha_saved_{post}")
+    t4.text_input("Gating form (from the saved choice)", form, disabled=True, key=f"x_form_saved_{post}")
+    if saved.calibration is not None:
+        st.caption(f"Calibration: `{saved.calibration.name}` ({saved.choice.calibration})")
+    if note := calibration_note(saved, chosen):
+        st.warning(note)
+    return alpha, form, saved.calibration
+
+
 with task1:
-    runs = [r for r in workspace.list_runs() if checkpoint_path(workspace.run(r), "best").exists()]
-    if not runs:
+    ranked = ranked_runs(workspace)
+    if not ranked:
         st.info("No trained run with a checkpoint yet.")
     else:
-        chosen = st.multiselect("Runs in the ensemble", runs, default=runs[:2])
+        best = {name: value for name, value in ranked}
+        labels = {name: f"{name} (val mAP {v:.4f})" if v is not None else name for name, v in ranked}
+        chosen = st.multiselect(
+            "Runs in the ensemble (best validation mAP first)",
+            list(best),
+            default=default_ensemble(workspace),
+            format_func=labels.get,
+            key="x_runs",
+        )
+        defaults = weights_for(workspace, chosen)
         weight_cols = st.columns(max(len(chosen), 1))
-        paper = {"csra": 1.5, "mlp": 1.0}
         weights = [
-            col.number_input(
-                f"weight · {run}", 0.0, 100.0, next((w for k, w in paper.items() if k in run), 1.0), 0.5, key=f"w_{run}"
-            )
+            col.number_input(f"weight · {run}", 0.0, 100.0, defaults[run], 0.5, key=f"w_{run}")
             for col, run in zip(weight_cols, chosen)
         ]
-        t1, t2, t3, t4 = st.columns(4)
+        st.caption("Default weights follow the winning method: CSRA-head runs 1.5, MLP-head runs 1.0, others 1.0.")
+        t1, t2 = st.columns(2)
         tta = t1.selectbox("TTA", TTA_SETS.names(), index=TTA_SETS.names().index("medium"))
         merge = t2.selectbox("Merge", MERGE_MODES.names())
-        alpha = t3.number_input("Gating α", 0.0, 2.0, 0.5, 0.05)
-        form = t4.selectbox("Gating form", GATING_FORMS.names())
-        saved = sorted(p for p in workspace.postprocess_dir.glob("*.json") if p.name.count(".") == 1)
-        post = st.selectbox("Saved post-processing (Gating page)", ["(none)", *[p.stem for p in saved]])
-        calibration = None
-        if post != "(none)":
-            choice, record = PostprocessChoice.load(workspace.postprocess_dir / f"{post}.json")
-            alpha, form = choice.gating_alpha, choice.gating_form
-            if record.get("calibration_file"):
-                calibration = workspace.postprocess_dir / record["calibration_file"]
-            st.caption(
-                f"Uses α = {alpha}, {form} gating" + (f", calibration {calibration.name}" if calibration else "")
-            )
-        name1 = st.text_input("Export name", "task1_submission", key="x_name1")
+        alpha, form, calibration = _postprocessing(chosen)
+        name1, replace1 = _export_name("task1_submission", "x_name1")
         if st.button("Build Task 1 submission", type="primary", disabled=not chosen):
             try:
                 result = export_task1(
                     workspace, chosen, test_csv, name1, weights=weights, tta=tta, merge=merge, gating_alpha=alpha,
                     gating_form=form, calibration=calibration, progress=_progress_bar("predicting"),
+                    overwrite=replace1,
                 )  # fmt: skip
                 _show(result)
             except CxrltError as exc:
                 error_box(exc)
 
 with task2:
-    models = workspace.list_models()
-    store = PromptStore(workspace.prompts_dir)
-    c1, c2, c3 = st.columns(3)
-    model_choice = c1.selectbox("CLIP model", [*models, "(other spec)"], key="x_model")
-    spec = (
-        c1.text_input("Model spec", "hf-hub:yyupenn/whyxrayclip")
-        if model_choice == "(other spec)"
-        else f"local-dir:{workspace.models_dir / model_choice}"
-    )
-    prompt_choice = c2.selectbox("Prompt set", [*store.names(), "(built-in default)"], key="x_prompts")
-    spelling = c3.radio("Goiter column", ["Goiter", "goiter"], horizontal=True, help="the winning code wrote 'goiter'")
-    name2 = st.text_input("Export name", "task2_submission", key="x_name2")
-    if st.button("Build Task 2 submission", type="primary"):
-        try:
-            result = export_task2(
-                workspace, spec, None if prompt_choice.startswith("(") else prompt_choice, test_csv, name2,
-                goiter_spelling=spelling, progress=_progress_bar("embedding"),
-            )  # fmt: skip
-            _show(result)
-        except CxrltError as exc:
-            error_box(exc)
+    if not space.unseen:
+        st.info(f"Label space {space.name} has no unseen findings: there is no zero-shot task to export.")
+    else:
+        models = workspace.list_models()
+        store = PromptStore(workspace.prompts_dir)
+        c1, c2, c3 = st.columns(3)
+        model_choice = c1.selectbox("CLIP model", [*models, "(other spec)"], key="x_model")
+        spec = (
+            c1.text_input("Model spec", "hf-hub:yyupenn/whyxrayclip")
+            if model_choice == "(other spec)"
+            else f"local-dir:{workspace.models_dir / model_choice}"
+        )
+        prompt_choice = c2.selectbox("Prompt set", [*store.names(), "(built-in default)"], key="x_prompts")
+        spelling = "Goiter"
+        if "Goiter" in space.unseen:
+            spelling = c3.radio(
+                "Goiter column", ["Goiter", "goiter"], horizontal=True, help="the winning code wrote 'goiter'"
+            )
+        name2, replace2 = _export_name("task2_submission", "x_name2")
+        if st.button("Build Task 2 submission", type="primary"):
+            try:
+                result = export_task2(
+                    workspace, spec, None if prompt_choice.startswith("(") else prompt_choice, test_csv, name2,
+                    goiter_spelling=spelling, progress=_progress_bar("embedding"), overwrite=replace2,
+                )  # fmt: skip
+                _show(result)
+            except CxrltError as exc:
+                error_box(exc)
 
 exports = workspace.list_exports()
 if exports:

@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from cxrlt_core import jobs
 from cxrlt_core.paths import REPO_ROOT
 from cxrlt_core.runs import read_status
 from cxrlt_dashboard.common import PAGES
@@ -64,6 +65,9 @@ def test_overview_lists_the_workspace(page):
     text = " ".join(str(df.value) for df in app.dataframe)
     assert "demo_csra" in text and "demo_mlp" in text
     assert app.sidebar.text_input[0].value.endswith("demo")
+    assert any("synthetic phantoms" in i.value for i in app.info)  # says what the demo workspace is
+    assert {m.label for m in app.metric} >= {"Data sets", "Runs", "Predictions"}
+    assert next(m for m in app.metric if m.label == "Runs").value == "2"
 
 
 def test_workspace_holds_across_page_changes(page, workspace, tmp_path):
@@ -142,7 +146,11 @@ def test_export_page_renders(page):
 
 
 def test_train_page_launches_a_one_step_run(page, workspace):
+    """The typed name is used, the panel follows the launched run, and the finished run has val / test predictions."""
     app = page("pages/1_Train.py")
+    default_name = next(t for t in app.text_input if t.label == "Run name").value
+    app.run()
+    assert next(t for t in app.text_input if t.label == "Run name").value == default_name  # stable across reruns
     run_name = next(t for t in app.text_input if t.label == "Run name")
     run_name.set_value("ui_smoke")
     more = next(t for t in app.text_input if t.label.startswith("More overrides"))
@@ -152,10 +160,18 @@ def test_train_page_launches_a_one_step_run(page, workspace):
     next(b for b in app.button if b.label == "Launch").click().run()
     assert not app.exception and not app.error, [e.value for e in app.error]
     assert any("Launched ui_smoke" in s.value for s in app.success)
+    assert app.selectbox(key="train_run").value == "ui_smoke"  # the panel follows the new run
     assert (workspace.runs_dir / "ui_smoke").is_dir()
     deadline = time.monotonic() + 300
-    while (read_status(workspace.run("ui_smoke")) or {}).get("state") in ("queued", "running", None):
+    run_dir = workspace.run("ui_smoke")
+    while jobs.process_alive(read_status(run_dir) or {}) or (read_status(run_dir) or {}).get("state") == "queued":
         assert time.monotonic() < deadline, "the launched run did not finish"
         time.sleep(1)
-    assert read_status(workspace.run("ui_smoke"))["state"] == "finished"
-    assert (workspace.run("ui_smoke") / "checkpoints" / "best.safetensors").is_file()
+    assert read_status(run_dir)["state"] == "finished"
+    assert (run_dir / "checkpoints" / "best.safetensors").is_file()
+    # written at the end of the run, so Results, Gating and Export list it
+    assert {p.name for p in (run_dir / "predictions").glob("*.parquet")} == {"val.parquet", "test.parquet"}
+    app.run()
+    assert any("ui_smoke" in m.value and "finished" in m.value for m in app.markdown)
+    resume = next(b for b in app.button if b.label == "Resume run")
+    assert resume.disabled  # finished: nothing to resume

@@ -69,8 +69,36 @@ def run_from_args(args: argparse.Namespace) -> int:
         from cxrlt_core.runs import CONFIG_FILE
 
         write_text(run_dir / CONFIG_FILE, recipe.to_yaml())  # the children read the recipe, overrides included
-        return launch_torchrun(run_dir, args.nproc, workspace=args.workspace, resume=args.resume)
-    return _train_here(recipe, run_dir, args.resume, args.workspace, not args.no_progress)
+        code = launch_torchrun(run_dir, args.nproc, workspace=args.workspace, resume=args.resume)
+        if code == 0:
+            write_end_of_run_predictions(run_dir, args.workspace, not args.no_progress)
+        return code
+    code = _train_here(recipe, run_dir, args.resume, args.workspace, not args.no_progress)
+    if code == 0:
+        write_end_of_run_predictions(run_dir, args.workspace, not args.no_progress)
+    return code
+
+
+def write_end_of_run_predictions(run_dir: Path, workspace: str | None, show_progress: bool) -> None:
+    """Write a finished run's val / test predictions (:mod:`cxrlt_core.run_predictions`) so every page lists it.
+
+    A failure here does not undo the training: it is printed, recorded in ``status.json`` and can be retried with
+    ``cxrlt predict-run``.
+    """
+    from cxrlt_core import runs
+    from cxrlt_core.errors import CxrltError
+    from cxrlt_core.run_predictions import write_run_predictions
+
+    runs.write_status(run_dir, message="writing the val / test predictions")
+    try:
+        written = write_run_predictions(run_dir, workspace, show_progress=show_progress)
+    except (CxrltError, OSError) as exc:
+        runs.write_status(run_dir, message=None, predictions_error=str(exc))
+        print(f"note: no predictions written ({exc}); retry with cxrlt predict-run {run_dir.name}", file=sys.stderr)
+        return
+    runs.write_status(run_dir, message=None)
+    for split, path in written.items():
+        print(f"{split} predictions: {path}")
 
 
 def prepare_run(args: argparse.Namespace) -> tuple[Path, Any]:

@@ -380,6 +380,7 @@ class PromptVersion:
     saved_at: str
     note: str
     current: bool
+    metrics: Mapping[str, Any] | None = None  # the figures the version scored when it was saved, if any
 
     @property
     def label(self) -> str:
@@ -438,9 +439,9 @@ class PromptStore:
         for number in numbers:
             path = self._version_path(name, number)
             meta = _read_meta(path.with_suffix(".json"))
-            out.append(
-                PromptVersion(name, number, path, meta.get("saved_at", ""), meta.get("note", ""), number == current)
-            )
+            metrics = meta.get("metrics") if isinstance(meta.get("metrics"), dict) else None
+            saved_at, note = meta.get("saved_at", ""), meta.get("note", "")
+            out.append(PromptVersion(name, number, path, saved_at, note, number == current, metrics))
         return out
 
     def load(
@@ -453,8 +454,10 @@ class PromptStore:
             raise InputError(f"prompt set {name!r} has no version {number} (have {self._numbers(self.folder(name))})")
         return load_prompt_set(path, label_space=label_space, allowed=allowed)
 
-    def save(self, name: str, prompt_set: PromptSet, note: str = "") -> PromptVersion:
-        """Save ``prompt_set`` as the next version of ``name`` and make it current.
+    def save(
+        self, name: str, prompt_set: PromptSet, note: str = "", metrics: Mapping[str, Any] | None = None
+    ) -> PromptVersion:
+        """Save ``prompt_set`` as the next version of ``name`` and make it current (``metrics``: its figures).
 
         Saving a set identical to the current version writes nothing and returns the current version.
         """
@@ -475,10 +478,13 @@ class PromptStore:
             except FileExistsError:
                 number += 1
         saved_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-        write_json(path.with_suffix(".json"), {"saved_at": saved_at, "note": note, "based_on": based_on})
+        meta = {"saved_at": saved_at, "note": note, "based_on": based_on}
+        if metrics is not None:
+            meta["metrics"] = dict(metrics)
+        write_json(path.with_suffix(".json"), meta)
         write_text(path, text)
         write_text(folder / "current", f"{number}\n")
-        return PromptVersion(name, number, path, saved_at, note, True)
+        return PromptVersion(name, number, path, saved_at, note, True, metrics)
 
     def revert(self, name: str, version: int, note: str | None = None) -> PromptVersion:
         """Make version ``version`` current again by saving a copy of it as a new version (history is kept)."""
