@@ -15,11 +15,12 @@ from pathlib import Path
 from cxrlt_core.data.manifest import read_manifest
 from cxrlt_core.errors import InputError
 from cxrlt_core.export_plan import export_files
-from cxrlt_core.labels import get_label_space
+from cxrlt_core.labels import list_label_spaces
 from cxrlt_core.predictions import read_predictions
 from cxrlt_core.runs import checkpoint_path
 from cxrlt_core.submission import submission_from_predictions, validate_submission, write_submission
 from cxrlt_core.workspace import Workspace
+from cxrlt_core.workspace_summary import csv_label_space
 
 Progress = Callable[[int, int], None]
 
@@ -38,14 +39,16 @@ class ExportResult:
 def _test_manifest(test_csv: str | os.PathLike[str], images: str | os.PathLike[str] | None):
     test_csv = Path(test_csv)
     root = Path(images) if images else (test_csv.parent / "images")
-    return read_manifest(test_csv, image_root=root, label_space="cxrlt2026", require_labels=False), root
+    return read_manifest(test_csv, image_root=root, label_space=None, require_labels=False), root
 
 
-def _label_space(goiter_spelling: str):
-    space = get_label_space("cxrlt2026")
+def _label_space(test_csv: str | os.PathLike[str], goiter_spelling: str = "Goiter"):
+    """The label space of the test CSV's data set (:func:`~cxrlt_core.workspace_summary.csv_label_space`), with
+    the submission spelling of ``Goiter`` when the space has that class."""
+    space = csv_label_space(test_csv)
     if goiter_spelling not in ("Goiter", "goiter"):
         raise InputError(f"goiter spelling must be 'Goiter' or 'goiter', got {goiter_spelling!r}")
-    return space.with_output_names({"Goiter": goiter_spelling})
+    return space.with_output_names({"Goiter": goiter_spelling}) if "Goiter" in space.classes else space
 
 
 def _refuse_overwrite(workspace: Workspace, name: str, overwrite: bool) -> None:
@@ -97,7 +100,7 @@ def export_task1(
         checkpoints, manifest, pred_path, weights=weights, tta=tta, merge=merge, gating_alpha=gating_alpha,
         gating_form=gating_form, calibration=calibration, num_workers=0, progress=progress, show_progress=False,
     )  # fmt: skip
-    space = get_label_space("cxrlt2026")
+    space = _label_space(test_csv)
     rows, problems = _write_and_validate(pred_path, Path(test_csv), out, 1, space)
     command = ["cxrlt", "predict"]
     for ckpt in checkpoints:
@@ -110,7 +113,7 @@ def export_task1(
         command += ["--calibration", str(calibration)]
     command += ["--out", str(pred_path)]
     write = ["cxrlt", "submission", "write", "--pred", str(pred_path), "--task", "1", "--ids", str(test_csv)]
-    write += ["--out", str(out)]
+    write += ["--out", str(out)] + (["--label-space", space.name] if space.name in list_label_spaces() else [])
     return ExportResult(pred_path, out, rows, problems, [shlex.join(command), shlex.join(write)])
 
 
@@ -136,7 +139,7 @@ def export_task2(
     from cxrlt_core.zeroshot.prompts import PromptStore
 
     _refuse_overwrite(workspace, name, overwrite)
-    space = _label_space(goiter_spelling)
+    space = _label_space(test_csv, goiter_spelling)
     manifest, root = _test_manifest(test_csv, images)
     prompts_path = None
     if prompt_set is not None:
@@ -145,8 +148,9 @@ def export_task2(
     pred_path = workspace.exports_dir / f"{name}.predictions.parquet"
     out = workspace.exports_dir / f"{name}.csv"
     predict_zero_shot(
-        model_spec, manifest, pred_path, prompts=prompts_path, cache_dir=workspace.cache_dir, progress=progress
-    )
+        model_spec, manifest, pred_path, prompts=prompts_path, cache_dir=workspace.cache_dir, progress=progress,
+        label_space=space,
+    )  # fmt: skip
     rows, problems = _write_and_validate(pred_path, Path(test_csv), out, 2, space)
     command = ["cxrlt", "zeroshot", "predict", "--model", model_spec]
     if prompts_path is not None:

@@ -119,9 +119,10 @@ def calibration_note(saved: SavedPostprocess, runs: Sequence[str]) -> str | None
 
 
 def export_files(workspace: Workspace, name: str) -> list[Path]:
-    """The files an export called ``name`` writes that already exist (submission CSV and its predictions)."""
+    """The files an export called ``name`` writes that already exist (submission CSV, predictions, capsule)."""
     check_name(name, "export name")
-    candidates = (workspace.exports_dir / f"{name}.csv", workspace.exports_dir / f"{name}.predictions.parquet")
+    folder = workspace.exports_dir
+    candidates = (folder / f"{name}.csv", folder / f"{name}.predictions.parquet", folder / f"{name}.capsule")
     return [path for path in candidates if path.exists()]
 
 

@@ -14,8 +14,8 @@ from cxrlt_dashboard.common import PAGES, RUN_COLUMNS, app_default_workspace, pa
 
 workspace = page_setup("cxrlt — chest X-ray long-tail & zero-shot")
 st.caption(
-    "Long-tailed multi-label classification (CXR-LT Task 1) and zero-shot recognition of unseen findings (Task 2), "
-    "with calibration, thresholds and confidence intervals. Every page shows the terminal command it runs."
+    "Long-tailed multi-label chest X-ray classification (CXR-LT Task 1) and zero-shot recognition of unseen findings "
+    "(Task 2). Every page shows the terminal command it runs."
 )
 pages = {info.title: info for info in PAGES}
 
@@ -88,14 +88,11 @@ cols[2].metric("Predictions", counts.predictions)
 cols[3].metric("CLIP models", counts.models)
 cols[4].metric("Prompt sets", counts.prompt_sets)
 cols[5].metric("Exports", counts.exports)
-st.caption(f"`{workspace.root}` · {counts.images:,} images · {counts.finished_runs} of {counts.runs} runs finished")
 
 st.markdown("**More**")
 more = st.columns(len(PAGES) - 4)
 for col, info in zip(more, [p for p in PAGES[1:] if p.title not in ("Results", "Inspect", "Prompts")]):
-    with col:
-        st.page_link(info.path, label=info.title, icon=info.icon)
-        st.caption(info.purpose)
+    col.page_link(info.path, label=info.title, icon=info.icon, help=info.purpose)
 
 with st.expander("Data sets and runs"):
     st.dataframe(pd.DataFrame(dataset_table(workspace)), hide_index=True)

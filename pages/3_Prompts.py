@@ -12,7 +12,7 @@ import streamlit as st
 from cxrlt_core.errors import CxrltError
 from cxrlt_core.workspace_summary import csv_label_space
 from cxrlt_core.zeroshot.prompt_eval import class_table, edited_prompt_set, score_prompt_set, version_metrics
-from cxrlt_core.zeroshot.prompts import PromptStore, default_prompt_set, dump_prompt_set
+from cxrlt_core.zeroshot.prompts import PromptStore, default_prompt_set, diff_prompt_sets, dump_prompt_set
 from cxrlt_core.zeroshot.scoring import list_scoring_rules
 from cxrlt_dashboard import loaders, zeroshot_ui
 from cxrlt_dashboard.common import cli_hint, dataset_csvs, error_box, mtime, page_setup, pick
@@ -83,6 +83,9 @@ try:
 except CxrltError as exc:
     error_box(exc)
     st.stop()
+changes = [line for line in diff_prompt_sets(saved, candidate) if not line.startswith("~ model")]
+with st.expander(f"Unsaved changes ({len(changes)})", expanded=bool(changes)):
+    st.code("\n".join(changes) or "(none)", language="diff")
 
 
 def _saved_scores():

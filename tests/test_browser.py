@@ -10,17 +10,23 @@ import os
 import shutil
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
+from cxrlt_core import jobs
 from cxrlt_core.paths import REPO_ROOT
+from cxrlt_core.runs import read_status
+from cxrlt_core.workspace import Workspace
+from cxrlt_dashboard import journeys
+from cxrlt_dashboard.common import PAGES as DASHBOARD_PAGES
 from cxrlt_dashboard.server import free_port, start_dashboard
 
 pytestmark = pytest.mark.slow
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 PAGES = ("", "Train", "Results", "Prompts", "Gating", "Inspect", "Export")
 # What each page shows last, once its data are loaded and drawn (the sidebar must name the overview, too).
-EXPECTED_LAST = {"": ("heading", "Prompt sets"), "Train": ("heading", "Train"),
+EXPECTED_LAST = {"": ("link", "Prompts →"), "Train": ("heading", "Train"),
                  "Results": ("heading", "Curves for one class"), "Prompts": ("heading", "Save and history"),
                  "Gating": ("heading", "Save this choice"), "Inspect": ("heading", "Unseen findings (zero-shot)"),
                  "Export": ("tab", "Task 2 — 6 unseen findings")}  # fmt: skip
@@ -28,13 +34,19 @@ ARTIFACTS = REPO_ROOT / "test-artifacts"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, tiny_workspace):
+def workspace(tmp_path_factory, tiny_workspace):
+    """A copy of the tiny workspace: the journeys add runs and edits that other tests must not see."""
+    return Workspace(Path(shutil.copytree(tiny_workspace.root, tmp_path_factory.mktemp("browser_ws") / "demo")))
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, workspace):
     if not os.path.exists(CHROMIUM):
         pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
     pytest.importorskip("playwright.sync_api")
     port = free_port()
     log = open(tmp_path_factory.mktemp("streamlit") / "streamlit.log", "w+b")  # noqa: SIM115 - closed below
-    process = start_dashboard(tiny_workspace.root, port, log)
+    process = start_dashboard(workspace.root, port, log)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -102,3 +114,65 @@ def test_page_renders_without_errors(browser, server, name):
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"page_{name or 'Overview'}.png"), full_page=True)
     page.close()
+
+
+@pytest.fixture
+def session(browser):
+    """One browser session (its own cookies and Streamlit session) per journey, at 1440 x 900."""
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    yield context.new_page()
+    context.close()
+
+
+def test_the_workspace_holds_across_every_page_twice(server, session, workspace):
+    page = session
+    page.goto(server, wait_until="domcontentloaded")
+    journeys.settle(page)
+    typed = str(workspace.root) + "/"  # the same folder, spelt as only a person would type it
+    field = journeys.workspace_field(page)
+    field.fill(typed)
+    field.press("Enter")
+    journeys.settle(page)
+    blank = []
+    for _ in range(2):
+        for info in DASHBOARD_PAGES:
+            if not journeys.click_sidebar_page(page, info.title):
+                blank.append(info.title)
+            assert journeys.workspace_field(page).input_value() == typed, info.title
+            assert page.get_by_text("Enter a workspace folder").count() == 0, info.title
+    assert blank == [], f"blank pages after a sidebar click: {blank}"
+
+
+def test_a_typed_run_name_is_used(server, session, workspace):
+    page = session
+    page.goto(f"{server}/Train", wait_until="domcontentloaded")
+    page.get_by_role("button", name="Launch").wait_for(timeout=120_000)
+    journeys.settle(page)
+    page.get_by_label("Run name").fill("browser_named_run")
+    overrides = "optim.max_steps_per_epoch=1 optim.phase2.epochs=1 data.image_size=64 optim.num_workers=0"
+    page.get_by_label("More overrides (key=value, space separated)").fill(overrides)
+    page.get_by_role("button", name="Launch").click()
+    page.get_by_text("Launched browser_named_run").wait_for(timeout=120_000)
+    assert (workspace.runs_dir / "browser_named_run").is_dir()
+    page.get_by_text("browser_named_run —").first.wait_for(timeout=60_000)  # the panel follows the new run
+    run_dir = workspace.run("browser_named_run")
+    deadline = time.monotonic() + 300
+    while jobs.process_alive(read_status(run_dir) or {}) or (read_status(run_dir) or {}).get("state") == "queued":
+        assert time.monotonic() < deadline, "the launched run did not finish"
+        time.sleep(1)
+    assert read_status(run_dir)["state"] == "finished"
+    page.get_by_text("browser_named_run — finished").first.wait_for(timeout=60_000)  # without a reload
+
+
+def test_three_prompt_edits_all_stick(server, session):
+    page = session
+    page.goto(f"{server}/Prompts", wait_until="domcontentloaded")
+    page.get_by_role("heading", name="Save and history").wait_for(timeout=180_000)
+    journeys.settle(page)
+    grid = page.locator('[data-testid="stDataFrame"]').first
+    texts = ["first browser edit", "second browser edit", "third browser edit"]
+    for row, text in enumerate(texts):
+        journeys.edit_grid_cell(page, grid, row, text)
+        journeys.settle(page)
+    changes = journeys.unsaved_changes(page)
+    assert all(f"'{text}'" in changes for text in texts), changes

@@ -125,12 +125,25 @@ def test_gating_slider_updates_metrics(page):
     assert all("+0.0000" in str(m.delta) for m in app.metric if m.label in ("mAP", "mAUC"))
 
 
-def test_prompts_edit_rescores(page):
+def _class_table(app):
+    return next(d.value for d in app.dataframe if "ΔAP" in d.value.columns)
+
+
+def test_prompts_edit_changes_a_class_ap(page):
+    """An edit of the prompt set that changes the ranking (the scoring rule; α alone cannot change AP) shows ΔAP."""
     app = page("pages/3_Prompts.py")
     assert any(m.label == "Unseen mAP" for m in app.metric)
-    alpha = next(n for n in app.number_input if n.label.startswith("α"))
-    alpha.set_value(10.0).run()
-    assert not app.exception and any(m.label == "Unseen mAP" for m in app.metric)
+    table = _class_table(app)
+    assert (table["ΔAP"].abs() < 1e-12).all()  # nothing edited yet: AP equals the saved version's
+    rule = next(s for s in app.selectbox if s.label == "Scoring rule")
+    other = next(r for r in rule.options if r != rule.value and r in ("mean_cosine", "max_cosine"))
+    rule.set_value(other).run()
+    assert not app.exception
+    table = _class_table(app)
+    changed = table[(table["AP"] - table["AP saved"]).abs() > 1e-9]
+    assert len(changed) > 0, table
+    assert ((changed["ΔAP"] - (changed["AP"] - changed["AP saved"])).abs() < 1e-12).all()
+    assert any("~ scoring" in c.value for c in app.code)  # listed among the unsaved changes
 
 
 def test_inspect_shows_probabilities_and_overlays(page):
