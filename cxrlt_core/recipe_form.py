@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from cxrlt_core.errors import InputError
-from cxrlt_core.paths import REPO_ROOT
+from cxrlt_core.recipes import RECIPE_SUFFIX, recipe_names, recipe_path
 
-RECIPE_DIR = REPO_ROOT / "train_jobs"
 # The recipe keys the Train page shows as fields, in its order.
 FORM_KEYS = (
     "model.backbone", "model.head", "loss.name", "sampler.enabled", "data.image_size", "optim.batch_size",
@@ -23,9 +22,9 @@ FORM_KEYS = (
 )  # fmt: skip
 
 
-def available_recipes(folder: Path = RECIPE_DIR) -> dict[str, Path]:
-    """Recipe file name → path of every ``*.yaml`` recipe shipped with cxrlt, sorted by name."""
-    return {path.name: path for path in sorted(folder.glob("*.yaml"))}
+def available_recipes() -> dict[str, Path]:
+    """Recipe file name → path of every recipe shipped with cxrlt (:mod:`cxrlt_core.recipes`), sorted by name."""
+    return {f"{name}{RECIPE_SUFFIX}": recipe_path(name) for name in recipe_names()}
 
 
 def recipe_value(recipe: Any, key: str) -> Any:
