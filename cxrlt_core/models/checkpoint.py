@@ -20,6 +20,7 @@ Loading never unpickles: safetensors for weights, JSON for the sidecar, ``torch.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -55,7 +56,16 @@ __all__ = [
     "weights_path",
 ]
 
-_RESERVED = ("format", "format_version", "checkpoint_id", "weights", "model", "cxrlt_version", "created", "normalize")
+_RESERVED = (
+    "format",
+    "format_version",
+    "checkpoint_id",
+    "weights",
+    "model",
+    "cxrlt_version",
+    "created",
+    "normalize",
+)
 #: ModelConfig fields that belong to the input contract: written in ``input`` only.
 _CONTRACT_FIELDS = ("input_size", "mean", "std", "in_chans", "class_names", "label_space")
 
@@ -122,7 +132,7 @@ def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, sidecar: Map
         raise InputError("save_checkpoint needs a CxrClassifier (a model built by build_model) to record its config")
     raw = dict(sidecar or {})
     contract = _contract_for(inner, cfg, raw.pop("input", None), raw.pop("preprocess", None))
-    for folded in ("classes", "label_space"):
+    for folded in ("classes", "label_space", "integrity"):  # integrity: recomputed for this save
         raw.pop(folded, None)
     extra = json_safe(raw)
     clash = sorted(k for k in extra if k in _RESERVED)
@@ -150,12 +160,60 @@ def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, sidecar: Map
 
     from safetensors.torch import save_file
 
-    metadata = {"format": FORMAT, "checkpoint_id": checkpoint_id}
+    # Integrity: the weights carry a digest of the sidecar's content, the sidecar a digest of the weights' bytes.
+    side_digest = sidecar_digest(info)
+    metadata = {"format": FORMAT, "checkpoint_id": checkpoint_id, "sidecar_sha256": side_digest}
     with atomic_path(target) as tmp:
         save_file(_plain_state(inner), str(tmp), metadata=metadata)
+        weights_digest = file_sha256(tmp)
+    info["integrity"] = {"sidecar_sha256": side_digest, "weights_sha256": weights_digest}
     side = sidecar_path(target)
     write_json(side, info)
     return side
+
+
+def sidecar_digest(info: Mapping[str, Any]) -> str:
+    """SHA-256 of a sidecar's content without its ``integrity`` entry, as canonical JSON (sorted keys, no spaces,
+    NaN written as null as the file has it): any change to a value (two class names swapped) changes it."""
+    body = json_safe({k: v for k, v in info.items() if k != "integrity"})
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_integrity(path: str | os.PathLike[str], metadata: Mapping[str, str]) -> None:
+    """Check that checkpoint ``path``'s sidecar and weights are the ones saved together, unchanged since.
+
+    The digest of the sidecar's content must equal the one in the weights' metadata (and in the sidecar's own
+    ``integrity``), and the weights' bytes the digest in the sidecar. Checkpoints saved before digests existed have
+    neither and pass.
+
+    Raises:
+        InputError: naming the changed file.
+    """
+    side = sidecar_path(path)
+    raw = json.loads(side.read_text(encoding="utf-8"))
+    stored = raw.get("integrity") if isinstance(raw.get("integrity"), Mapping) else {}
+    expected = metadata.get("sidecar_sha256") or stored.get("sidecar_sha256")
+    if expected and sidecar_digest(raw) != expected:
+        raise InputError(
+            f"checkpoint sidecar {side} was changed after it was saved: its content no longer matches the digest "
+            f"stored with the weights {weights_path(path).name} (class names, input settings or other values may be "
+            "wrong); use the sidecar written with these weights"
+        )
+    if stored.get("weights_sha256") and file_sha256(weights_path(path)) != stored["weights_sha256"]:
+        raise InputError(
+            f"checkpoint weights {weights_path(path)} were changed after they were saved: their bytes no longer match "
+            f"the digest in {side.name}; use the weights written with this sidecar"
+        )
 
 
 def load_checkpoint(
@@ -206,6 +264,7 @@ def load_checkpoint(
             f"checkpoint weights {weights} do not match the model in {sidecar_path(path).name}: "
             f"missing {missing[:3]}, unexpected {unexpected[:3]}, wrong shape {wrong[:3]}"
         )
+    verify_integrity(path, metadata)  # after the structural checks, which say more about what is wrong
     model.load_state_dict(state)
     attach_contract(model, InputContract.from_dict(info["input"], str(sidecar_path(path))))
     return model.to(map_location).eval(), info
