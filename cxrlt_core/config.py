@@ -83,10 +83,13 @@ class ModelSection:
     transfer: Literal["auto", "keep_hidden", "reinit_head"] = "auto"
     mean: list[float] | None = None
     std: list[float] | None = None
+    output_stride: int = 32  # 16 or 8: dilate the last stage(s) for finer feature maps (timm ``output_stride``)
 
     def check(self) -> None:
         if not 0.0 <= self.drop_path_rate < 1.0:
             raise InputError(f"model.drop_path_rate must be in [0, 1), got {self.drop_path_rate}")
+        if self.output_stride not in (8, 16, 32):
+            raise InputError(f"model.output_stride must be 8, 16 or 32, got {self.output_stride}")
         for key in ("mean", "std"):
             value = getattr(self, key)
             if value is not None and len(value) != 3:

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -82,6 +83,63 @@ def overlay(image: np.ndarray, heat: np.ndarray, opacity: float = 0.45, colormap
     return np.clip(np.round(blended), 0, 255).astype(np.uint8)
 
 
+NORMALISATION_NOTE = (
+    "Colours: the map is min-max normalised for this image and finding (0 = its lowest value, 1 = its highest); "
+    "colours are not comparable between images or findings, and a high value is not a probability."
+)
+
+
+def map_on_image(heat: np.ndarray, preprocess: Any, image_shape: tuple[int, int]) -> np.ndarray:
+    """A map over the model input (any h x w) → the same map over the stored image (``image_shape`` = (H, W)).
+
+    The map is upsampled (bilinear) to the model input size of ``preprocess`` (a ``Preprocess`` or its dict), the
+    letterbox padding is cut away when the input kept the aspect ratio, and the rest is resized to (H, W): so the map
+    has the image's aspect ratio and lines up with its pixels.
+    """
+    from cxrlt_core.data.images import Preprocess
+
+    pre = preprocess if isinstance(preprocess, Preprocess) else Preprocess.from_dict(preprocess)
+    full = resize_map(heat, (pre.height, pre.width))
+    height, width = int(image_shape[0]), int(image_shape[1])
+    if pre.keep_aspect:
+        scale = min(pre.height / height, pre.width / width)
+        fit_h = max(1, min(pre.height, round(height * scale)))
+        fit_w = max(1, min(pre.width, round(width * scale)))
+        top, left = (pre.height - fit_h) // 2, (pre.width - fit_w) // 2
+        full = full[top : top + fit_h, left : left + fit_w]
+    return resize_map(full, (height, width))
+
+
+def display_size(shape: tuple[int, int], longest: int = 512) -> tuple[int, int]:
+    """(height, width) scaled so the longer side is at most ``longest``, keeping the aspect ratio."""
+    height, width = int(shape[0]), int(shape[1])
+    scale = min(1.0, longest / max(height, width))
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def colour_bar(height: int, width: int = 56, colormap: int = cv2.COLORMAP_JET) -> np.ndarray:
+    """An RGB uint8 colour bar (top = 1, bottom = 0) with tick labels 0, 0.5 and 1, for the right of an overlay."""
+    ramp = np.linspace(255, 0, height).astype(np.uint8)[:, None]
+    bar = cv2.cvtColor(cv2.applyColorMap(np.repeat(ramp, 14, axis=1), colormap), cv2.COLOR_BGR2RGB)
+    panel = np.full((height, width, 3), 255, np.uint8)
+    panel[:, 4:18] = bar
+    for value in (1.0, 0.5, 0.0):
+        y = int(round((1.0 - value) * (height - 1)))
+        y_text = min(max(y + 4, 10), height - 2)
+        cv2.line(panel, (18, y), (22, y), (0, 0, 0), 1)
+        cv2.putText(panel, f"{value:g}", (24, y_text), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (0, 0, 0), 1, cv2.LINE_AA)
+    return panel
+
+
+def overlay_with_bar(image: np.ndarray, heat: np.ndarray, opacity: float = 0.45, longest: int = 512) -> np.ndarray:
+    """A map already on the image (``map_on_image``) blended over the gray uint8 ``image`` at display size, with a
+    colour bar on the right: the image's aspect ratio is kept."""
+    size = display_size(image.shape[:2], longest)
+    gray = cv2.resize(np.asarray(image), (size[1], size[0]), interpolation=cv2.INTER_AREA)
+    blended = overlay(gray, resize_map(heat, size), opacity)
+    return np.concatenate([blended, colour_bar(size[0])], axis=1)
+
+
 def encode_png(rgb: np.ndarray) -> bytes:
     """PNG bytes of an RGB (or gray) uint8 image, for download buttons."""
     array = np.asarray(rgb)
@@ -115,3 +173,30 @@ def prepare_radiograph(image: np.ndarray, sidecar: dict) -> tuple[np.ndarray, to
     contract = InputContract.from_sidecar(sidecar)
     gray = contract.prepare(image)
     return gray, contract.to_tensor(gray)[None]
+
+
+def maps_for_image(
+    model: torch.nn.Module,
+    sidecar: dict,
+    image: np.ndarray,
+    class_indices: Sequence[int],
+    cam_method: str | None = "gradcam",
+) -> dict[str, dict[int, np.ndarray]]:
+    """Head maps (named after the head) and Grad-CAM maps of the given classes, each placed on ``image``'s pixels.
+
+    Returns ``{method: {class index: (H, W) map}}`` with ``(H, W)`` the stored image's shape (``map_on_image``).
+    """
+    from cxrlt_core.models.contract import InputContract
+
+    pre = InputContract.from_sidecar(sidecar).preprocess
+    _, batch = prepare_radiograph(image, sidecar)
+    _, maps = head_attention_maps(model, batch)
+    shape = image.shape[:2]
+    head = str(sidecar.get("model", {}).get("head", "head"))
+    out = {head: {j: map_on_image(maps[j], pre, shape) for j in class_indices}}
+    if cam_method:
+        with torch.enable_grad():
+            out[cam_method] = {
+                j: map_on_image(grad_cam(model, batch.clone(), j, method=cam_method), pre, shape) for j in class_indices
+            }
+    return out

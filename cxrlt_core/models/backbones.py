@@ -218,6 +218,7 @@ def create_backbone(
     in_chans: int = 3,
     pretrained: str | None = None,
     pooled: bool = False,
+    output_stride: int = 32,
 ) -> tuple[nn.Module, PretrainedReport | None]:
     """Create timm backbone ``name`` without classifier, with hub/timm weights if asked.
 
@@ -242,6 +243,8 @@ def create_backbone(
     kwargs: dict[str, Any] = dict(num_classes=0, drop_path_rate=drop_path_rate, in_chans=in_chans)
     if not pooled:
         kwargs["global_pool"] = ""
+    if output_stride != 32:  # dilated last stage(s): finer feature maps, same weights (timm ``output_stride``)
+        kwargs["output_stride"] = output_stride
     if kind in ("none", "file"):
         return timm.create_model(name, pretrained=False, **kwargs), None
 

@@ -58,6 +58,7 @@ class ModelConfig:
             unpooled map (CSRA and the other map heads; for ``mlp`` it averages the per-position-normed map,
             GAP(LN(x)), as cxrlt checkpoints made before this option did). ``None`` picks by head.
         head_init: a name in :data:`~cxrlt_core.models.heads.HEAD_INITS` for a freshly built head.
+        output_stride: the backbone's total stride (32; 16 or 8 dilate the last stages for finer maps, timm).
     """
 
     backbone: str = "convnextv2_atto"
@@ -75,6 +76,7 @@ class ModelConfig:
     channels_last: bool = False
     pooling: str | None = None
     head_init: str = "default"
+    output_stride: int = 32
 
     def __post_init__(self) -> None:
         self.head_params = dict(self.head_params or {})
@@ -100,6 +102,8 @@ class ModelConfig:
             raise InputError(f"model config: head {self.head!r} reads a feature map; use pooling feature_map")
         if self.head_init not in HEAD_INITS:
             raise InputError(f"model config: unknown head_init {self.head_init!r}; choose one of: {HEAD_INITS}")
+        if int(self.output_stride) not in (8, 16, 32):
+            raise InputError(f"model config: output_stride must be 8, 16 or 32, got {self.output_stride}")
         if int(self.input_size) < 32:
             raise InputError(f"model config: input_size must be at least 32 pixels, got {self.input_size}")
 
@@ -250,7 +254,12 @@ def build_model(cfg: ModelConfig, transfer: str = "auto") -> CxrClassifier:
     """
     kind = pretrained_source(cfg.pretrained)
     backbone, report = create_backbone(
-        cfg.backbone, float(cfg.drop_path_rate), int(cfg.in_chans), cfg.pretrained, pooled=cfg.pooling == "pooled"
+        cfg.backbone,
+        float(cfg.drop_path_rate),
+        int(cfg.in_chans),
+        cfg.pretrained,
+        pooled=cfg.pooling == "pooled",
+        output_stride=int(cfg.output_stride),
     )
     head = init_head(build_head(cfg.head, feature_channels(backbone), cfg.num_classes, cfg.head_params), cfg.head_init)
     model = CxrClassifier(cfg, backbone, head)

@@ -185,6 +185,9 @@ class Trainer:
                 self.tracker.finish("failed")
             raise
         if self.is_main:
+            from cxrlt_core.shift import fit_after_training
+
+            fit_after_training(self.run_dir, self.recipe, self.workspace, self.log)  # the Inspect page's shift check
             runs.clear_stop(self.run_dir)
             runs.write_status(
                 self.run_dir,
@@ -280,6 +283,7 @@ class Trainer:
             "input_size": r.data.image_size,
             "channels_last": r.optim.channels_last,
             "head_init": self.profile.head_init,
+            "output_stride": r.model.output_stride,
         }
         if r.model.mean is not None:
             fields["mean"] = list(r.model.mean)
