@@ -68,6 +68,14 @@ _TEMP_OLD = re.compile(r"[A-Za-z0-9_]{8}\.tmp")
 OLD_TEMP_AGE_S = 3600.0
 
 
+def target_of(path: str | os.PathLike[str]) -> Path:
+    """The file a temporary of :func:`atomic_path` will become (``.x.csv.<pid>-<random>.tmp`` -> ``x.csv``); any
+    other path unchanged. For messages written while the temporary is open."""
+    path = Path(path)
+    match = re.fullmatch(r"\.(.+)\.\d+-[A-Za-z0-9_]{8}\.tmp", path.name)
+    return path.with_name(match.group(1)) if match else path
+
+
 def remove_stale_temporaries(target: str | os.PathLike[str]) -> list[Path]:
     """Remove temporaries of ``target`` left by killed writers; return those removed.
 

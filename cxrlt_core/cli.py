@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 from collections.abc import Sequence
 
 from cxrlt_core import __version__
@@ -41,6 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _warning_line(message: object, category: object, filename: str, lineno: int, file=None, line=None) -> None:
+    """Warnings as one ``warning: ...`` line on stderr (no file and line noise)."""
+    print(f"warning: {message}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; bad input ends with one ``error:`` line on stderr and exit status 1."""
     parser = build_parser()
@@ -51,6 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from cxrlt_core.lifeline import bind_from_env
 
     bind_from_env()  # started by a cxrlt parent (dashboard, demo build): end with it
+    warnings.showwarning = _warning_line
     try:
         return int(args.func(args) or 0)
     except CxrltError as exc:

@@ -132,6 +132,9 @@ def write_score_csv(
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    from cxrlt_core.csvsafety import warn_formula_ids
+
+    warn_formula_ids(path, ids)
     names = [id_column, *columns]
     if any(_CSV_SPECIAL.search(str(n)) for n in names) or any(_CSV_SPECIAL.search(str(i)) for i in ids):
         frame = pd.DataFrame(scores, columns=list(columns))

@@ -72,6 +72,12 @@ def read_csv_table(path: str | os.PathLike[str], what: str = "labels file") -> p
     if raw.shape[0] == 0 or raw.shape[1] == 0:
         raise InputError(f"{path}: empty file, no CSV header")
     header = [str(h).lstrip("\ufeff").strip() for h in raw.iloc[0].tolist()]
+    if len(header) == 1:
+        from cxrlt_core.csvsafety import delimiter_problem
+
+        problem = delimiter_problem(header[0])
+        if problem:
+            raise InputError(f"{path}: {problem}")
     seen: dict[str, int] = {}
     for position, name in enumerate(header, start=1):
         if name in seen:

@@ -122,6 +122,10 @@ class PredictionWriter:
         self.rows += len(ids)
 
     def _append(self, ids: list[str], scores: np.ndarray) -> None:
+        if not self.parquet:  # a CSV may be opened in a spreadsheet
+            from cxrlt_core.csvsafety import warn_formula_ids
+
+            warn_formula_ids(self.path, ids, offset=self.rows)
         if self.parquet:
             import pyarrow as pa
 
