@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "cxrlt_core.commands.submission",
     "cxrlt_core.commands.predict",
     "cxrlt_core.commands.predict_run",
+    "cxrlt_core.commands.recipes",
     "cxrlt_core.commands.runs",
     "cxrlt_core.commands.shift",
     "cxrlt_core.commands.train",

@@ -1,8 +1,9 @@
 """Training recipes: dataclasses that round-trip to YAML, with ``key=value`` overrides and checked types.
 
 A recipe (``train_jobs/*.yaml``) has the sections ``data``, ``model``, ``loss``, ``sampler``, ``optim``, ``tracking``,
-``profile`` (the fidelity profile, ``cxrlt_core.fidelity``) and the recipe's ``name`` / ``description``. Every key is
-optional except ``data.train_csv``; missing keys take the defaults below, which are the CXR-LT 2026 winning code's
+``profile`` (the fidelity profile, ``cxrlt_core.fidelity``) and the recipe's ``name`` / ``description`` / ``card``
+(where it comes from: ``cxrlt_core.recipe_cards``). Every key is optional except ``data.train_csv``; missing keys take
+the defaults below, which are the CXR-LT 2026 winning code's
 values (docs/method.md). Unknown keys, values of the wrong type and impossible values (a negative learning rate) are
 one :class:`~cxrlt_core.errors.InputError` naming the file and the key.
 
@@ -296,6 +297,7 @@ class Recipe:
 
     name: str = "recipe"
     description: str = ""
+    card: dict[str, Any] = dataclasses.field(default_factory=dict)  # the recipe card (cxrlt_core.recipe_cards)
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     model: ModelSection = dataclasses.field(default_factory=ModelSection)
     loss: LossConfig = dataclasses.field(default_factory=LossConfig)

@@ -9,6 +9,7 @@ import streamlit as st
 from cxrlt_core import jobs
 from cxrlt_core.config import load_recipe
 from cxrlt_core.errors import CxrltError
+from cxrlt_core.recipe_cards import card_markdown, parse_card
 from cxrlt_core.recipe_form import available_recipes, form_overrides
 from cxrlt_core.run_predictions import write_run_predictions
 from cxrlt_core.run_progress import LIVE_STATES, any_live, eta_seconds, progress_label, resumable, run_table
@@ -36,6 +37,12 @@ def _launch_form() -> None:
         return
     if base.description:
         st.caption(base.description)
+    if base.card:
+        with st.expander("Recipe card: source, reported score, what cxrlt does differently"):
+            try:
+                st.markdown(card_markdown(parse_card(base.name, base.card, recipe_name)))
+            except CxrltError as exc:
+                error_box(exc)
     # One stable default name per recipe for the session: a timestamp that changed on every rerun made a new widget
     # each time and threw away what was typed.
     name_key = kept_value(f"train_run_name::{recipe_name}", new_run_name(base.name or recipe_path.stem))

@@ -32,6 +32,7 @@ HEAD_PARAMS = {
     "mlp": {"hidden": 16},
     "csra": {},
     "csra_mh": {"num_heads": 4},
+    "linear": {},
     "ml_decoder": {"embed_dim": 16, "num_heads": 2, "ffn_dim": 32, "pos_encoding": True},
 }
 

@@ -16,6 +16,7 @@ PARAMS = {
     "mlp": {"hidden": 8},
     "csra": {},
     "csra_mh": {"num_heads": 4},
+    "linear": {},
     "ml_decoder": {"embed_dim": 8, "num_heads": 2, "ffn_dim": 16, "pos_encoding": True},
 }
 
@@ -177,3 +178,14 @@ def test_bad_head_settings_are_clear_errors():
         build_head("csra", C_FEAT, K, {"num_heads": 2})
     with pytest.raises(InputError, match="num_heads must be one of"):
         build_head("csra_mh", C_FEAT, K, {"num_heads": 3})
+
+
+def test_linear_head_maps_average_to_the_logits():
+    head = build_head("linear", C_FEAT, K, {}).eval()
+    feat = _feat()
+    with torch.no_grad():
+        logits, maps = head.forward_with_maps(feat)
+        expected = feat.mean(dim=(2, 3)) @ head.fc.weight.T + head.fc.bias
+    assert torch.allclose(logits, expected, atol=1e-6)
+    assert torch.allclose(maps.mean(dim=(2, 3)), logits, atol=1e-5)
+    assert torch.allclose(maps[1, 2, 3, 0], feat[1, :, 3, 0] @ head.fc.weight[2] + head.fc.bias[2], atol=1e-6)

@@ -18,6 +18,7 @@ HEAD_PARAMS = {
     "mlp": {"hidden": 32},
     "csra": {"lam": 0.1},
     "csra_mh": {"num_heads": 2},
+    "linear": {"dropout": 0.1},
     "ml_decoder": {"embed_dim": 16, "num_heads": 2, "ffn_dim": 32},
 }
 HUB_REPO = "timm/convnextv2_atto.fcmae_ft_in1k"  # timm's default weights of convnextv2_atto

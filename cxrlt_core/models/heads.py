@@ -8,6 +8,7 @@ Entries:
     ``mlp``: the method's MLP head (GAP, then BN1d, Dropout, Linear, ReLU, BN1d, Dropout, Linear).
     ``csra``: the CXR-LT 2026 winning code's class-specific residual attention (BN2d + one attention branch).
     ``csra_mh``: the original multi-head CSRA of Zhu & Wu (ICCV 2021) with per-head softmax temperatures.
+    ``linear``: global average pooling + one Linear layer (timm's own classifier).
     ``ml_decoder``: ML-Decoder (Ridnik et al., WACV 2023), label queries attending to the feature map, as
         CheXFusion (CXR-LT 2023 #1) uses it (see :mod:`cxrlt_core.models.ml_decoder`).
 """
@@ -108,6 +109,35 @@ class MLPHead(nn.Module):
         last = self.classifier[-1]
         nn.init.xavier_uniform_(last.weight)
         nn.init.constant_(last.bias, self.bias_init if bias_init is None else bias_init)
+
+
+@HEADS.register("linear")
+class LinearHead(nn.Module):
+    """Global average pooling then one Linear layer: timm's own classifier of ConvNeXt / MaxViT, the head of the
+    CXR-LT 2024 teams that fine-tuned those backbones as they come (teams A and F).
+
+    ``logit_k = W_k · mean_hw(x) + b_k``. Maps (``map_kind = "score"``): ``W_k · x_hw + b_k`` at each position;
+    because the head is linear their spatial mean is exactly the logit.
+
+    Args:
+        in_features: channels of the feature map.
+        num_classes: number of outputs K.
+        dropout: dropout before the Linear layer (0).
+    """
+
+    map_kind = "score"
+
+    def __init__(self, in_features: int, num_classes: int, dropout: float = 0.0):
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(in_features, num_classes)
+
+    def forward(self, feat: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.dropout(feat.mean(dim=(2, 3))))
+
+    def forward_with_maps(self, feat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        maps = torch.einsum("bchw,kc->bkhw", feat, self.fc.weight) + self.fc.bias[None, :, None, None]
+        return self.forward(feat), maps
 
 
 @HEADS.register("csra")
