@@ -89,6 +89,12 @@ def train_member(card: RecipeCard, seed: int, member: int, args: argparse.Namesp
     return result
 
 
+def _trained(card: RecipeCard, seed: int, member: int, args: argparse.Namespace) -> dict | None:
+    suffix = f"_m{member}" if card.ensemble else ""
+    path = args.out_dir / card.path.stem / f"seed{seed}{suffix}" / "result.json"  # type: ignore[union-attr]
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
 def predict_twin(card: RecipeCard, seed: int, runs: list[dict], args: argparse.Namespace) -> dict:
     """Test (and, for calibration, validation) predictions of a twin as its card says; cached."""
     out = args.out_dir / card.path.stem / f"seed{seed}_pred"  # type: ignore[union-attr]
@@ -100,6 +106,7 @@ def predict_twin(card: RecipeCard, seed: int, runs: list[dict], args: argparse.N
     post = card.postprocess
     views = post.get("study_aggregation")
     settings: dict[str, Any] = {"tta": args.tta, "gating_alpha": 0.0, "num_workers": 0, "show_progress": False}
+    settings["cache_dir"] = args.workspace / "cache" / "images"  # the decoded images training already cached
     if views is not None:
         settings.update(study_aggregation=True, view_weights=dict(views or {}))
     checkpoints = [r["checkpoint"] for r in runs]
@@ -224,6 +231,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--json-out", type=Path, help=f"default: <workspace>/benchmarks/{RESULTS_NAME}")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--shard", type=_shard, metavar="I/N", help="train only every N-th run starting at I")
+    parser.add_argument("--predict-only", action="store_true", help="only predict the twins already trained")
     args = parser.parse_args(argv)
     args.workspace = args.workspace.resolve()
     return args
@@ -237,6 +245,14 @@ def main(argv: list[str] | None = None) -> int:
     cards = twins_and_references(args)
     jobs = [(c, s, m) for c, s in itertools.product(cards, args.seeds) for m in range(len(members_of(c)))]
     print(f"{len(cards)} recipes x {len(args.seeds)} seeds = {len(jobs)} training runs into {args.out_dir}", flush=True)
+    if args.predict_only:  # predict the twins whose runs are all trained (e.g. one process per twin, side by side)
+        for card in cards:
+            for seed in args.seeds:
+                runs = [_trained(card, seed, m, args) for m in range(len(members_of(card)))]
+                if all(runs):
+                    print(f"predicting {card.path.stem} seed {seed}", flush=True)  # type: ignore[union-attr]
+                    predict_twin(card, seed, runs, args)  # type: ignore[arg-type]
+        return 0
     if args.shard:
         index, count = args.shard
         for i, (card, seed, member) in enumerate(jobs[index::count], 1):
