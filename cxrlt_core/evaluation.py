@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -113,35 +114,61 @@ def evaluate_files(
     return evaluate(read_predictions(pred_path), labels, train, **kwargs)
 
 
+PREVALENCE_EVAL = "prevalence (these labels)"
+PREVALENCE_TRAIN = "prevalence (training, sets the bucket)"
+
+
 def per_class_frame(report: Mapping[str, Any]) -> pd.DataFrame:
-    """The report's per-class figures as a table (one row per class, label-space order)."""
+    """The report's per-class figures as a table (one row per class, label-space order).
+
+    Two labelled prevalence columns: of the scored labels, and of the training labels that set the buckets.
+    """
     rows = []
     for name, row in report["per_class"].items():
-        lo, hi = row.get("ap_ci", (np.nan, np.nan))
-        rows.append(
-            {
-                "class": name,
-                "bucket": row.get("bucket", ""),
-                "n_pos": row["n_pos"],
-                "prevalence": row.get("prevalence", np.nan),
-                "AP": row["ap"],
-                "AP low": lo,
-                "AP high": hi,
-                "AUC": row["auc"],
-                "F1": row["f1"],
-                "ECE": row["ece"],
-                "skipped": name in report.get("skipped", ()),
-            }
-        )
+        entry = {
+            "class": name,
+            "bucket": row.get("bucket", ""),
+            "n_pos": row["n_pos"],
+            PREVALENCE_EVAL: row.get("prevalence", np.nan),
+            PREVALENCE_TRAIN: row.get("train_prevalence", np.nan),
+        }
+        for figure in ("ap", "auc", "f1", "ece"):
+            label = figure.upper()
+            low, high = row.get(f"{figure}_ci", (np.nan, np.nan))
+            entry.update({label: row[figure], f"{label} low": low, f"{label} high": high})
+        entry["skipped"] = name in report.get("skipped", ())
+        rows.append(entry)
     return pd.DataFrame(rows)
 
 
-def compare_reports(a: Mapping[str, Any], b: Mapping[str, Any]) -> pd.DataFrame:
-    """Per-class AP / AUC of two reports over their shared classes, with ``delta`` = b − a."""
-    left, right = per_class_frame(a), per_class_frame(b)
-    merged = left[["class", "bucket", "n_pos", "AP", "AUC"]].merge(
-        right[["class", "AP", "AUC"]], on="class", suffixes=(" A", " B")
-    )
-    merged["AP delta"] = merged["AP B"] - merged["AP A"]
-    merged["AUC delta"] = merged["AUC B"] - merged["AUC A"]
-    return merged
+def bucket_frame(report: Mapping[str, Any]) -> pd.DataFrame:
+    """Head / medium / tail mAP with its interval and class count (empty without training labels)."""
+    rows = []
+    for name, bucket in report.get("buckets", {}).items():
+        low, high = bucket.get("mAP_ci", (np.nan, np.nan))
+        rows.append({"bucket": name, "classes": len(bucket["classes"]), "mAP": bucket["mAP"], "low": low,
+                     "high": high})  # fmt: skip
+    return pd.DataFrame(rows, columns=["bucket", "classes", "mAP", "low", "high"])
+
+
+def best_val_map(prediction_file: PathLike) -> float:
+    """The best validation mAP its run logged (``runs/<run>/metrics.jsonl``), NaN when unknown."""
+    from cxrlt_core.runs import read_metrics
+
+    values = []
+    for record in read_metrics(Path(prediction_file).parent.parent):
+        value = (record.get("val") or {}).get("mAP") if isinstance(record, dict) else None
+        if isinstance(value, (int, float)) and np.isfinite(value):
+            values.append(float(value))
+    return max(values) if values else float("nan")
+
+
+def order_by_val_map(files: Mapping[str, PathLike], prefer: str = "test") -> list[str]:
+    """File labels ordered best run first (by best validation mAP; unknown last), a ``prefer`` split first within
+    a run, then by name: the Results page opens on the strongest run's test predictions."""
+
+    def key(label: str) -> tuple[float, int, str]:
+        score = best_val_map(files[label])
+        return (-score if np.isfinite(score) else np.inf, 0 if Path(files[label]).stem == prefer else 1, label)
+
+    return sorted(files, key=key)

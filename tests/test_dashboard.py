@@ -109,10 +109,14 @@ def test_results_page_shows_macro_figures_and_compares_runs(page):
     assert any(
         m.label.startswith("head") or m.label.startswith("tail") or m.label.startswith("medium") for m in app.metric
     )
+    assert any("95 % intervals" in c.value for c in app.caption)
     second = next(s for s in app.selectbox if s.label.startswith("Second predictions"))
     second.select_index(1).run()
     assert not app.exception
-    assert any(m.label == "mAP (B − A)" for m in app.metric)
+    assert any(m.label == "mAP of B" and "B − A" in str(m.delta) for m in app.metric)
+    assert any("**A** = `" in md.value and "**B** = `" in md.value for md in app.markdown)
+    assert any("differ beyond bootstrap noise" in c.value for c in app.caption)
+    assert any(h.value == "Subgroups" for h in app.subheader)
 
 
 def test_gating_slider_updates_metrics(page):
