@@ -10,8 +10,9 @@ finding called positive.
 Intervals resample patients (images when no patient is known) of the whole set: every group sees the same drawn
 patients, so the *gap* of a group to the rest of its attribute (group - rest) is a paired difference with its own
 95 % interval. A gap is flagged only when that interval excludes 0. Macro means run over the classes with a positive
-in both the group and the rest, so a gap never compares different class sets. Groups with fewer than 5 patients
-(either side) are reported but never flagged.
+in both the group and the rest, so a gap never compares different class sets (a resample where one of them has no
+positive has no macro figure). A gap is never flagged for a side with fewer than 5 patients, nor when it is
+undefined in more than 5 % of the resamples (a group with one image with a finding is missed by a third of them).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ CLASS_FIGURES = ("ap", "auc", "tpr", "fpr")
 MACRO_FIGURES = {"ap": "mAP", "auc": "mAUC", "tpr": "mean TPR", "fpr": "mean FPR"}
 UNDERDIAGNOSIS = "underdiagnosis"
 MIN_PATIENTS = 5
+MIN_DEFINED = 0.95  # share of resamples in which a gap must be defined to be flagged
 
 
 def age_band(age: pd.Series, edges: Sequence[float] = AGE_EDGES) -> pd.Series:
@@ -135,8 +137,11 @@ def _interval(samples: np.ndarray | None) -> tuple[float, float]:
 def _entry(prefix: str, value: float, rest: float, boot, boot_rest, can_flag: bool) -> dict[str, Any]:
     """Value, interval, gap to the rest, its paired interval and the flag, for one figure."""
     low, high = _interval(boot)
-    gap_low, gap_high = _interval(None if boot is None else boot - boot_rest)
-    can_flag = can_flag and boot is not None
+    gaps = None if boot is None else boot - boot_rest
+    gap_low, gap_high = _interval(gaps)
+    # A resample that misses the group (or all its positives) leaves the gap undefined; an interval over the rest
+    # only is not trustworthy, so flag only gaps defined in at least 95 % of the resamples.
+    can_flag = can_flag and gaps is not None and float(np.mean(~np.isnan(gaps))) >= MIN_DEFINED
     return {
         prefix: float(value), f"{prefix} low": low, f"{prefix} high": high, f"{prefix} gap": float(value - rest),
         f"{prefix} gap low": gap_low, f"{prefix} gap high": gap_high,
@@ -144,16 +149,30 @@ def _entry(prefix: str, value: float, rest: float, boot, boot_rest, can_flag: bo
     }  # fmt: skip
 
 
+def _defined(samples: _Samples, figure: str) -> np.ndarray:
+    """Bootstrap values of a per-class figure, NaN where the class lacks a positive or a negative (AUC undefined)."""
+    return np.where(np.isnan(samples.boot["auc"]), np.nan, samples.boot[figure])
+
+
+def _strict_mean(values: np.ndarray) -> np.ndarray:
+    """Row means, NaN where any value is NaN or there is no column."""
+    if values.shape[1] == 0:
+        return np.full(values.shape[0], np.nan)
+    return values.mean(axis=1)
+
+
 def _group_rows(
     attribute: str, group: str, group_s: _Samples, rest_s: _Samples, classes: list[str], sizes: dict, can_flag: bool
 ) -> tuple[dict, list[dict]]:
-    shared = ~np.isnan(group_s.point["ap"]) & ~np.isnan(rest_s.point["ap"])
+    # Classes with a positive and a negative on both sides (AUC defined): an all-positive class has AP 1 trivially.
+    shared = ~np.isnan(group_s.point["auc"]) & ~np.isnan(rest_s.point["auc"])
     summary: dict[str, Any] = {"attribute": attribute, "group": group, **sizes, "classes in means": int(shared.sum())}
     boot = bool(group_s.boot)
     for figure, label in MACRO_FIGURES.items():
         value, rest = float(nan_mean(group_s.point[figure][shared])), float(nan_mean(rest_s.point[figure][shared]))
-        samples = nan_mean(group_s.boot[figure][:, shared], axis=1) if boot else None
-        samples_rest = nan_mean(rest_s.boot[figure][:, shared], axis=1) if boot else None
+        # Strict means: a resample where one of the classes is undefined has no macro figure (same classes always).
+        samples = _strict_mean(_defined(group_s, figure)[:, shared]) if boot else None
+        samples_rest = _strict_mean(_defined(rest_s, figure)[:, shared]) if boot else None
         summary.update(_entry(label, value, rest, samples, samples_rest, can_flag))
     summary.update(
         _entry(UNDERDIAGNOSIS, group_s.point[UNDERDIAGNOSIS], rest_s.point[UNDERDIAGNOSIS],
