@@ -281,7 +281,7 @@ def _step_predictions(ws: Workspace, profile: DemoProfile, report: Callable[[flo
     splits = (("val", data / "val.csv"), ("test", data / "test.csv"))
     jobs = [(run, split, csv) for run in RUNS for split, csv in splits]
     for i, (run, split, csv) in enumerate(jobs):
-        manifest = read_manifest(csv, image_root=data / "images", label_space="cxrlt2026", require_labels=False)
+        manifest = read_manifest(csv, image_root=data / "images", require_labels=False)
         out = ws.run(run) / "predictions" / f"{split}.parquet"
         report(i / len(jobs), f"predicting {run} {split}")
         predict(
@@ -331,7 +331,7 @@ def _step_embeddings(ws: Workspace, profile: DemoProfile, report: Callable[[floa
     model = load_model(clip_spec(ws), device="cpu")
     paths = []
     for csv in (data / "val.csv", data / "test.csv"):
-        manifest = read_manifest(csv, image_root=data / "images", label_space="cxrlt2026", require_labels=False)
+        manifest = read_manifest(csv, image_root=data / "images", require_labels=False)
         paths += [manifest.image_path(i) for i in range(len(manifest))]
     ZeroShotScorer.from_paths(
         model,

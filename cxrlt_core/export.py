@@ -9,14 +9,14 @@ from __future__ import annotations
 import dataclasses
 import os
 import shlex
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from cxrlt_core.data.manifest import read_manifest
 from cxrlt_core.errors import InputError
 from cxrlt_core.export_plan import export_files
-from cxrlt_core.labels import list_label_spaces
-from cxrlt_core.predictions import read_predictions
+from cxrlt_core.labels import LabelSpace, as_label_space, list_label_spaces
+from cxrlt_core.predictions import Predictions, read_predictions
 from cxrlt_core.runs import checkpoint_path
 from cxrlt_core.submission import submission_from_predictions, validate_submission, write_submission
 from cxrlt_core.workspace import Workspace
@@ -42,15 +42,6 @@ def _test_manifest(test_csv: str | os.PathLike[str], images: str | os.PathLike[s
     return read_manifest(test_csv, image_root=root, label_space=None, require_labels=False), root
 
 
-def _label_space(test_csv: str | os.PathLike[str], goiter_spelling: str = "Goiter"):
-    """The label space of the test CSV's data set (:func:`~cxrlt_core.workspace_summary.csv_label_space`), with
-    the submission spelling of ``Goiter`` when the space has that class."""
-    space = csv_label_space(test_csv)
-    if goiter_spelling not in ("Goiter", "goiter"):
-        raise InputError(f"goiter spelling must be 'Goiter' or 'goiter', got {goiter_spelling!r}")
-    return space.with_output_names({"Goiter": goiter_spelling}) if "Goiter" in space.classes else space
-
-
 def _refuse_overwrite(workspace: Workspace, name: str, overwrite: bool) -> None:
     """An export never replaces earlier files silently: an existing name is an error unless ``overwrite``."""
     existing = export_files(workspace, name)
@@ -58,10 +49,34 @@ def _refuse_overwrite(workspace: Workspace, name: str, overwrite: bool) -> None:
         raise InputError(f"{existing[0]} already exists; choose another export name or allow overwriting it")
 
 
-def _write_and_validate(pred_path: Path, test_csv: Path, out: Path, task: int, space) -> tuple[int, list[str]]:
+def _submission_space(
+    pred: Predictions, test_csv: Path, output_names: Mapping[str, str], optional: Mapping[str, str]
+) -> LabelSpace:
+    """The label space the predictions name (their checkpoints', or their prompt set's), else the test data set's
+    (:func:`~cxrlt_core.workspace_summary.csv_label_space`), with ``output_names`` spellings for its classes (and
+    the ``optional`` ones for the classes it has)."""
+    space = as_label_space(pred.metadata.get("label_space")) or csv_label_space(test_csv)
+    output_names = {**{k: v for k, v in optional.items() if space.resolve(k) is not None}, **output_names}
+    spellings = {}
+    for name, spelling in output_names.items():
+        if space.resolve(name) is None:
+            raise InputError(f"label space {space.name!r} has no class {name!r} to spell {spelling!r}")
+        spellings[space.resolve(name)] = spelling
+    return space.with_output_names(spellings)
+
+
+def _write_and_validate(
+    pred_path: Path,
+    test_csv: Path,
+    out: Path,
+    task: int,
+    output_names: Mapping[str, str] | None = None,
+    optional: Mapping[str, str] | None = None,
+) -> tuple[int, list[str], LabelSpace]:
+    space = _submission_space(read_predictions(pred_path), test_csv, output_names or {}, optional or {})
     rows = submission_from_predictions(read_predictions(pred_path, label_space=space), test_csv, space, task)
     write_submission(out, rows.ids, rows.scores, space, task, test_ids=rows.ids)
-    return len(rows.ids), validate_submission(out, task, test_csv, space, strict_spelling=True)
+    return len(rows.ids), validate_submission(out, task, test_csv, space, strict_spelling=True), space
 
 
 def export_task1(
@@ -100,8 +115,7 @@ def export_task1(
         checkpoints, manifest, pred_path, weights=weights, tta=tta, merge=merge, gating_alpha=gating_alpha,
         gating_form=gating_form, calibration=calibration, num_workers=0, progress=progress, show_progress=False,
     )  # fmt: skip
-    space = _label_space(test_csv)
-    rows, problems = _write_and_validate(pred_path, Path(test_csv), out, 1, space)
+    rows, problems, space = _write_and_validate(pred_path, Path(test_csv), out, 1)
     command = ["cxrlt", "predict"]
     for ckpt in checkpoints:
         command += ["--checkpoint", str(ckpt)]
@@ -124,22 +138,32 @@ def export_task2(
     test_csv: str | os.PathLike[str],
     name: str,
     images: str | os.PathLike[str] | None = None,
-    goiter_spelling: str = "Goiter",
+    goiter_spelling: str | None = None,
     progress: Progress | None = None,
     overwrite: bool = False,
+    output_names: Mapping[str, str] | None = None,
 ) -> ExportResult:
     """Score ``test_csv`` zero-shot with ``model_spec`` and a saved prompt set; write a Task 2 submission.
 
     Args:
         prompt_set: a prompt set saved in ``W/prompts`` (its current version), or ``None`` for the set saved with
             the model, else the built-in set for the six unseen findings.
-        goiter_spelling: the submission's column spelling (``goiter`` is what the winning code wrote).
+        output_names: submission column spellings (class → spelling) over the label space's own.
+        goiter_spelling: the spelling of ``Goiter`` when the label space has that class (``goiter`` is what the
+            CXR-LT 2026 winning code wrote); ignored otherwise.
+
+    The label space is the test data set's when it names unseen classes, else the prompt set's.
     """
     from cxrlt_core.zeroshot.predict import predict_zero_shot
     from cxrlt_core.zeroshot.prompts import PromptStore
 
     _refuse_overwrite(workspace, name, overwrite)
-    space = _label_space(test_csv, goiter_spelling)
+    try:
+        data_space: LabelSpace | None = csv_label_space(test_csv)
+    except InputError:  # a test CSV of ids only, in a folder that names no space: the prompt set's
+        data_space = None
+    space = data_space if data_space is not None and data_space.unseen else None
+    optional = {"Goiter": goiter_spelling} if goiter_spelling is not None else {}
     manifest, root = _test_manifest(test_csv, images)
     prompts_path = None
     if prompt_set is not None:
@@ -151,12 +175,15 @@ def export_task2(
         model_spec, manifest, pred_path, prompts=prompts_path, cache_dir=workspace.cache_dir, progress=progress,
         label_space=space,
     )  # fmt: skip
-    rows, problems = _write_and_validate(pred_path, Path(test_csv), out, 2, space)
+    rows, problems, space = _write_and_validate(pred_path, Path(test_csv), out, 2, output_names, optional)
+    spellings = {name: space.output_name(name) for name in space.unseen if space.output_name(name) != name}
     command = ["cxrlt", "zeroshot", "predict", "--model", model_spec]
     if prompts_path is not None:
         command += ["--prompts", str(prompts_path)]
     command += ["--labels", str(test_csv), "--images", str(root), "--cache", str(workspace.cache_dir)]
     command += ["--out", str(pred_path)]
     write = ["cxrlt", "submission", "write", "--pred", str(pred_path), "--task", "2", "--ids", str(test_csv)]
-    write += ["--out", str(out), "--goiter-spelling", goiter_spelling]
+    write += ["--out", str(out)] + (["--label-space", space.name] if space.name in list_label_spaces() else [])
+    for cls, spelling in spellings.items():
+        write += ["--output-name", f"{cls}={spelling}"]
     return ExportResult(pred_path, out, rows, problems, [shlex.join(command), shlex.join(write)])

@@ -212,6 +212,25 @@ def get_label_space(name: str) -> LabelSpace:
     return LABEL_SPACES.get(name)
 
 
+def as_label_space(value: LabelSpace | Mapping[str, object] | str | None) -> LabelSpace | None:
+    """The label space a file names: a :class:`LabelSpace`, its :meth:`LabelSpace.to_dict` form (as stored in
+    checkpoints, predictions and data-set descriptions) or a registered name; ``None`` when nothing is named.
+
+    A stored space whose name is registered and whose classes match the registered ones is the registered space
+    (with its aliases); any other stored space is rebuilt as stored.
+    """
+    if value is None or isinstance(value, LabelSpace):
+        return value
+    if isinstance(value, str):
+        return get_label_space(value)
+    if isinstance(value, Mapping):
+        stored = LabelSpace.from_dict(value)
+        if stored.name in LABEL_SPACES and LABEL_SPACES.get(stored.name).classes == stored.classes:
+            return LABEL_SPACES.get(stored.name).with_output_names(dict(stored.output_names))
+        return stored
+    raise InputError(f"not a label space: {value!r}")
+
+
 def list_label_spaces() -> list[str]:
     """Names of every registered label space."""
     return LABEL_SPACES.names()

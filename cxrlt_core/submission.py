@@ -131,7 +131,7 @@ def validate_submission(
     path: str | os.PathLike[str],
     task: int,
     ids: str | os.PathLike[str] | Sequence[str] | np.ndarray,
-    label_space: LabelSpace | str = "cxrlt2026",
+    label_space: LabelSpace | str,
     strict_spelling: bool = False,
 ) -> list[str]:
     """Every problem of a submission file, one line each; an empty list means the file is valid.
@@ -183,7 +183,7 @@ def write_submission(
     path: str | os.PathLike[str],
     ids: Sequence[str] | np.ndarray,
     scores: np.ndarray,
-    label_space: LabelSpace | str = "cxrlt2026",
+    label_space: LabelSpace | str,
     task: int = 1,
     test_ids: str | os.PathLike[str] | Sequence[str] | np.ndarray | None = None,
 ) -> Path:
@@ -232,7 +232,7 @@ class SubmissionRows(NamedTuple):
 def submission_from_predictions(
     pred: Predictions,
     test_ids: str | os.PathLike[str] | Sequence[str] | np.ndarray,
-    label_space: LabelSpace | str = "cxrlt2026",
+    label_space: LabelSpace | str,
     task: int = 1,
 ) -> SubmissionRows:
     """Select and order the task's classes and the test rows from predictions.

@@ -215,16 +215,20 @@ def test_submission_write_then_validate(data: dict[str, Path], capsys: pytest.Ca
     sub = data["dir"] / "sub" / "task2.csv"
     code, out, err = run(
         capsys, "submission", "write", "--pred", data["full"], "--task", 2, "--ids", data["test"], "--out", sub,
-        "--goiter-spelling", "goiter",
+        "--goiter-spelling", "goiter", "--label-space", "cxrlt2026",
     )  # fmt: skip
     assert code == 0, err
     assert pd.read_csv(sub).columns[-1] == "goiter"
-    code, out, err = run(capsys, "submission", "validate", sub, "--task", 2, "--ids", data["test"])
+    code, out, err = run(
+        capsys, "submission", "validate", sub, "--task", 2, "--ids", data["test"], "--label-space", "cxrlt2026"
+    )
     assert code == 0 and "valid task 2 submission" in out, err
 
     frame = pd.read_csv(sub)
     pd.concat([frame.iloc[1:], frame.iloc[[2]]]).to_csv(sub, index=False)  # one row missing, one repeated
-    code, out, err = run(capsys, "submission", "validate", sub, "--task", 2, "--ids", data["test"])
+    code, out, err = run(
+        capsys, "submission", "validate", sub, "--task", 2, "--ids", data["test"], "--label-space", "cxrlt2026"
+    )
     assert code == 1
     assert len(out.strip().splitlines()) == 2 and "1 test ids have no row ('img000.png')" in out
     assert "duplicate id 'img002.png'" in out
@@ -236,13 +240,17 @@ def test_submission_write_refuses_missing_rows(data: dict[str, Path], capsys: py
     pd.concat([test, pd.DataFrame({"ImageID": ["unseen.png"]})]).to_csv(data["test"], index=False)
     out_path = data["dir"] / "task1.csv"
     code, out, err = run(
-        capsys, "submission", "write", "--pred", data["full"], "--task", 1, "--ids", data["test"], "--out", out_path
-    )
+        capsys, "submission", "write", "--pred", data["full"], "--task", 1, "--ids", data["test"], "--out", out_path,
+        "--label-space", "cxrlt2026",
+    )  # fmt: skip
     assert code == 1 and not out_path.exists()
     assert_one_error_line(err, "1 of 41 test ids have no prediction ('unseen.png')", "never zero-filled")
 
 
 def test_submission_validate_missing_ids_file(data: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run(capsys, "submission", "validate", data["test"], "--task", 1, "--ids", data["dir"] / "no.csv")
+    code, _, err = run(
+        capsys, "submission", "validate", data["test"], "--task", 1, "--ids", data["dir"] / "no.csv",
+        "--label-space", "cxrlt2026",
+    )  # fmt: skip
     assert code == 1
     assert_one_error_line(err, "no.csv: test ids file not found")

@@ -69,29 +69,29 @@ def test_valid_file_passes(tmp_path: Path, task: int) -> None:
 
 def test_goiter_spelling_accepted_both_ways_unless_strict(tmp_path: Path) -> None:
     path = _save(tmp_path, _frame(2, spelling="goiter"))
-    assert validate_submission(path, 2, TEST_IDS) == []
-    strict = validate_submission(path, 2, TEST_IDS, strict_spelling=True)
+    assert validate_submission(path, 2, TEST_IDS, SPACE) == []
+    strict = validate_submission(path, 2, TEST_IDS, SPACE, strict_spelling=True)
     assert strict == [f"{path}: column 7 'goiter' should be spelled 'Goiter'"]
 
 
 def test_missing_duplicate_and_extra_rows(tmp_path: Path) -> None:
     frame = _frame(1)
     missing = _save(tmp_path, frame.drop(index=[3]))
-    assert validate_submission(missing, 1, TEST_IDS) == [f"{missing}: 1 test ids have no row ('img3.png')"]
+    assert validate_submission(missing, 1, TEST_IDS, SPACE) == [f"{missing}: 1 test ids have no row ('img3.png')"]
     duplicate = _save(tmp_path, pd.concat([frame, frame.iloc[[2]]]))
-    assert validate_submission(duplicate, 1, TEST_IDS) == [
+    assert validate_submission(duplicate, 1, TEST_IDS, SPACE) == [
         f"{duplicate}: rows 4 and 10, column 'ImageID': duplicate id 'img2.png'"
     ]
     extra_row = frame.iloc[[0]].assign(ImageID="stranger.png")
     extra = _save(tmp_path, pd.concat([frame, extra_row]))
-    assert validate_submission(extra, 1, TEST_IDS) == [
+    assert validate_submission(extra, 1, TEST_IDS, SPACE) == [
         f"{extra}: 1 rows have an id that is not a test id ('stranger.png')"
     ]
 
 
 def test_other_casing_is_reported(tmp_path: Path) -> None:
     path = _save(tmp_path, _frame(1).rename(columns={"Normal": "normal", "Support Devices": "support devices"}))
-    assert validate_submission(path, 1, TEST_IDS) == [
+    assert validate_submission(path, 1, TEST_IDS, SPACE) == [
         f"{path}: column 2 'normal' should be spelled 'Normal'",
         f"{path}: column 10 'support devices' should be spelled 'Support Devices'",
     ]
@@ -100,33 +100,33 @@ def test_other_casing_is_reported(tmp_path: Path) -> None:
 def test_misspelt_missing_and_reordered_columns(tmp_path: Path) -> None:
     frame = _frame(1)
     misspelt = _save(tmp_path, frame.rename(columns={"cardiomegaly": "cardiomegally"}))
-    problems = validate_submission(misspelt, 1, TEST_IDS)
+    problems = validate_submission(misspelt, 1, TEST_IDS, SPACE)
     assert f"{misspelt}: column 4 'cardiomegally' is not a class of task 1 (misspelt or extra column?)" in problems
     assert f"{misspelt}: 1 class columns missing: 'cardiomegaly'" in problems
     columns = list(frame.columns)
     columns[2], columns[3] = columns[3], columns[2]
     swapped = _save(tmp_path, frame[columns])
-    assert validate_submission(swapped, 1, TEST_IDS) == [
+    assert validate_submission(swapped, 1, TEST_IDS, SPACE) == [
         f"{swapped}: class columns out of label-space order from column 3: expected 'aortic elongation', "
         "found 'cardiomegaly'"
     ]
     other_task = _save(tmp_path, frame.assign(Bulla=0.5))
-    assert validate_submission(other_task, 1, TEST_IDS) == [
+    assert validate_submission(other_task, 1, TEST_IDS, SPACE) == [
         f"{other_task}: column 32 'Bulla' is a class of the other task, not of task 1"
     ]
 
 
 def test_index_column_and_id_position(tmp_path: Path) -> None:
     indexed = _save(tmp_path, _frame(2), index=True)
-    assert validate_submission(indexed, 2, TEST_IDS) == [
+    assert validate_submission(indexed, 2, TEST_IDS, SPACE) == [
         f"{indexed}: column 1 '' looks like an index column (write with index=False)",
         f"{indexed}: 'ImageID' must be column 1, it is column 2",
     ]
     frame = _frame(2)
     moved = _save(tmp_path, frame[[*frame.columns[1:], "ImageID"]])
-    assert f"{moved}: 'ImageID' must be column 1, it is column 7" in validate_submission(moved, 2, TEST_IDS)
+    assert f"{moved}: 'ImageID' must be column 1, it is column 7" in validate_submission(moved, 2, TEST_IDS, SPACE)
     no_id = _save(tmp_path, frame.drop(columns=["ImageID"]))
-    assert f"{no_id}: no 'ImageID' column" in validate_submission(no_id, 2, TEST_IDS)
+    assert f"{no_id}: no 'ImageID' column" in validate_submission(no_id, 2, TEST_IDS, SPACE)
 
 
 @pytest.mark.parametrize(("value", "expected"), [(np.nan, "NaN"), (np.inf, "infinite value inf"), (1.01, "outside")])
@@ -134,18 +134,18 @@ def test_bad_probabilities(tmp_path: Path, value: float, expected: str) -> None:
     frame = _frame(2)
     frame.loc[5, "Bulla"] = value
     path = _save(tmp_path, frame)
-    problems = validate_submission(path, 2, TEST_IDS)
+    problems = validate_submission(path, 2, TEST_IDS, SPACE)
     assert len(problems) == 1 and "row 7 (id 'img5.png'), column 'Bulla'" in problems[0] and expected in problems[0]
 
 
 def test_unreadable_submission_is_a_problem_but_bad_ids_raise(tmp_path: Path) -> None:
-    assert validate_submission(tmp_path / "absent.csv", 1, TEST_IDS) == [
+    assert validate_submission(tmp_path / "absent.csv", 1, TEST_IDS, SPACE) == [
         f"{tmp_path / 'absent.csv'}: submission file not found"
     ]
     with pytest.raises(InputError, match="test ids file not found"):
-        validate_submission(tmp_path / "absent.csv", 1, tmp_path / "nope.csv")
+        validate_submission(tmp_path / "absent.csv", 1, tmp_path / "nope.csv", SPACE)
     with pytest.raises(ValidationError, match="duplicate id"):
-        validate_submission(tmp_path / "absent.csv", 1, ["a", "a"])
+        validate_submission(tmp_path / "absent.csv", 1, ["a", "a"], SPACE)
 
 
 def test_write_round_trip_and_goiter_setting(tmp_path: Path) -> None:

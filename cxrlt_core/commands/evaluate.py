@@ -42,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--label-map",
         metavar="NAME|FILE",
-        help="score across label spaces: a registered map (nih14_to_cxrlt2026, cxrlt2024_to_cxrlt2026) or a "
+        help="score across label spaces: the name of a map registered in cxrlt_core.label_maps.LABEL_MAPS, or a "
         "YAML/JSON map file; predictions and/or labels in its source space are mapped to its target",
     )
     parser.add_argument("--json", metavar="OUT.json", help="write the report as JSON (atomically)")

@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     predict.add_argument("--images", required=True, metavar="DIR", help="folder the ImageIDs are relative to")
     predict.add_argument("--out", required=True, metavar="PRED", help="predictions .csv or .parquet to write")
     predict.add_argument("--eval-labels", metavar="LABELS.csv", help="labels of the same images: print AP/AUC")
-    predict.add_argument("--label-space", default="cxrlt2026", metavar="NAME", help="label space (cxrlt2026)")
+    predict.add_argument("--label-space", metavar="NAME", help="label space (default: the one the prompt set names)")
     predict.add_argument(
         "--scoring", choices=SCORING_CHOICES, metavar="RULE", help="override the prompt set's scoring rule: %(choices)s"
     )
@@ -105,15 +105,15 @@ def run_predict(args: argparse.Namespace) -> int:
     """Load the model and prompts, encode (cached), score, write predictions; print AP/AUC with labels."""
     from cxrlt_core.atomic import write_json
     from cxrlt_core.data.manifest import read_manifest
-    from cxrlt_core.labels import get_label_space
+    from cxrlt_core.labels import as_label_space
     from cxrlt_core.zeroshot.loading import load_model
     from cxrlt_core.zeroshot.predict import evaluate_scores, format_zero_shot_table, predict_zero_shot
 
-    space = get_label_space(args.label_space)
+    space = as_label_space(args.label_space)  # None: the prompt set's
     device = None if args.device == "auto" else args.device
     # The model first: a missing model is the likeliest mistake, and it is named before any data is read.
     model = load_model(args.model, device=device, checkpoint=args.checkpoint, tokenizer=args.tokenizer)
-    manifest = read_manifest(args.labels, image_root=args.images, label_space=space, require_labels=False)
+    manifest = read_manifest(args.labels, image_root=args.images, require_labels=False)
     result = predict_zero_shot(
         model,
         manifest,
@@ -135,7 +135,7 @@ def run_predict(args: argparse.Namespace) -> int:
     print(f"wrote {args.out}: {len(manifest)} rows x {len(prompt_set.class_names)} classes")
 
     if args.eval_labels:
-        labels = read_manifest(args.eval_labels, label_space=space)
+        labels = read_manifest(args.eval_labels, label_space=as_label_space(result.metadata["label_space"]))
         rules = SCORING_CHOICES.names() if args.all_rules else (prompt_set.scoring,)
         reports: dict[str, Any] = {}
         for rule in rules:

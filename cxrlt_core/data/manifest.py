@@ -13,6 +13,7 @@ import bz2
 import csv
 import dataclasses
 import gzip
+import json
 import lzma
 import os
 import re
@@ -24,7 +25,14 @@ import pandas as pd
 
 from cxrlt_core.data.confine import RootGuard, id_escape
 from cxrlt_core.errors import InputError, ValidationError
-from cxrlt_core.labels import DEFAULT_META_COLUMNS, LabelSpace, fold_name, get_label_space, label_space_from_columns
+from cxrlt_core.labels import (
+    DEFAULT_META_COLUMNS,
+    LabelSpace,
+    as_label_space,
+    fold_name,
+    get_label_space,
+    label_space_from_columns,
+)
 
 ID_COLUMNS = ("ImageID", "image", "Image Index", "Path", "dicom_id")
 PATIENT_COLUMNS = ("PatientID", "Patient ID", "subject_id")
@@ -264,13 +272,33 @@ def count_problems(lines: Sequence[str]) -> str:
     return f"{total} problem" + ("" if total == 1 else "s")
 
 
+#: A data set's description beside its CSVs; its ``label_space`` (``LabelSpace.to_dict()``) names the data's space.
+DATASET_FILE = "dataset.json"
+
+
+def folder_label_space(folder: str | os.PathLike[str]) -> LabelSpace | None:
+    """The label space named by ``<folder>/dataset.json`` (as the demo generator writes it), or ``None``."""
+    described = Path(folder) / DATASET_FILE
+    if not described.is_file():
+        return None
+    try:
+        data = json.loads(described.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{described}: not a readable data-set description ({exc})") from None
+    stored = data.get("label_space") if isinstance(data, dict) else None
+    return as_label_space(stored) if isinstance(stored, (dict, str)) else None
+
+
 def _resolve_label_space(
-    label_space: LabelSpace | str | None, header: list[str], skip: set[str], name: str
+    label_space: LabelSpace | str | None, header: list[str], skip: set[str], name: str, folder: Path
 ) -> LabelSpace:
     if isinstance(label_space, LabelSpace):
         return label_space
     if isinstance(label_space, str):
         return get_label_space(label_space)
+    described = folder_label_space(folder)
+    if described is not None:
+        return described
     candidates = [c for c in header if c not in skip]
     try:
         return label_space_from_columns(candidates, name=name)
@@ -295,7 +323,8 @@ def read_manifest(
     Args:
         csv_path: the labels CSV (``.csv`` or compressed ``.csv.gz``).
         image_root: folder the ids are relative to.
-        label_space: a :class:`LabelSpace`, a registered name, or ``None`` to build one from the header.
+        label_space: a :class:`LabelSpace`, a registered name, or ``None``: the space named by the CSV folder's
+            ``dataset.json`` (:func:`folder_label_space`), else one built from the header.
         id_column: the id column; default the first of ``ImageID``, ``image``, ``Image Index``, ``Path``, ``dicom_id``.
         uncertain: policy for ``-1`` cells: ``ignore`` (NaN), ``zero`` or ``one``.
         require_labels: a file without any class column is an error (set ``False`` for test-id CSVs).
@@ -334,7 +363,7 @@ def read_manifest(
     patient_column = find_column(list(frame.columns), PATIENT_COLUMNS)
     metadata_columns = dict(metadata_columns or {})
     skip = {id_column, patient_column or "", *metadata_columns.values()}
-    space = _resolve_label_space(label_space, header, skip, name=path.name.split(".")[0])
+    space = _resolve_label_space(label_space, header, skip, name=path.name.split(".")[0], folder=path.parent)
     try:
         mapping = space.match_columns(header)
     except InputError as exc:

@@ -558,7 +558,7 @@ def train_demo_clip(
 
 
 # ---------------------------------------------------------------------------------------------------- evaluation
-def in_distribution_prompt_set(class_names: Sequence[str]) -> Any:
+def in_distribution_prompt_set(class_names: Sequence[str], label_space: Any = None) -> Any:
     """Prompts for the in-distribution classes, to measure the demo model's zero-shot AP on seen findings.
 
     Uses the demo generator's own words for each sign (``a chest x-ray showing <words>`` and the sign's
@@ -578,7 +578,7 @@ def in_distribution_prompt_set(class_names: Sequence[str]) -> Any:
         else:
             classes[name] = [f"a chest x-ray showing {name.lower()}"]
     data = {"name": "demo-in-distribution", "scoring": "mean_cosine", "alpha": 5.0, "classes": classes}
-    return parse_prompt_set(data, source="in-distribution prompts", label_space="cxrlt2026", allowed="all")
+    return parse_prompt_set(data, source="in-distribution prompts", label_space=label_space, allowed="all")
 
 
 def evaluate_demo_clip(
@@ -602,12 +602,12 @@ def evaluate_demo_clip(
     labels_path = data / "test_labels.csv"
     if not labels_path.is_file():
         raise InputError(f"{data}: no test_labels.csv to evaluate on")
-    labels = read_manifest(labels_path, image_root=data / "images", label_space="cxrlt2026")
+    labels = read_manifest(labels_path, image_root=data / "images")  # the space its dataset.json names
     model = load_model(f"local-dir:{model_dir}", device="cpu")
-    unseen_set, _ = prompt_set_for_model(model, None, label_space="cxrlt2026")
+    unseen_set, _ = prompt_set_for_model(model, None, label_space=labels.label_space)
     unseen_set = unseen_set.ordered(labels.label_space.classes)
     seen = [c for c in labels.classes if c not in labels.label_space.unseen]
-    seen_set = in_distribution_prompt_set(seen)
+    seen_set = in_distribution_prompt_set(seen, labels.label_space)
     paths = [labels.image_path(i) for i in range(len(labels))]
     scorer = ZeroShotScorer.from_paths(model, paths, cache=cache, show_progress=False)
     result: dict[str, Any] = {"unseen": {}, "in_distribution": {}, "summary": {}}

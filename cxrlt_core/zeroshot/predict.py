@@ -66,7 +66,7 @@ def score_embeddings(
 
 
 def prompt_set_for_model(
-    model: ZeroShotModel, path: str | os.PathLike[str] | None = None, label_space: Any = "cxrlt2026"
+    model: ZeroShotModel, path: str | os.PathLike[str] | None = None, label_space: Any = None
 ) -> tuple[PromptSet, str]:
     """The prompt set to use and where it came from: ``path`` if given, else the ``prompts.yaml`` saved with the
     model, else the built-in default set for the six unseen findings."""
@@ -194,7 +194,7 @@ def predict_zero_shot(
     manifest: Any,
     out_path: str | os.PathLike[str],
     prompts: str | os.PathLike[str] | None = None,
-    label_space: Any = "cxrlt2026",
+    label_space: Any = None,
     scoring: str | None = None,
     alpha: float | None = None,
     preprocess: str = "open_clip",
@@ -210,15 +210,17 @@ def predict_zero_shot(
     ``prompts`` a prompt-set YAML (default: the set saved with the model, else the built-in set); image embeddings
     are cached under ``cache_dir`` when given.
     """
-    from cxrlt_core.labels import LabelSpace, get_label_space
+    from cxrlt_core.labels import as_label_space
     from cxrlt_core.predictions import write_predictions
     from cxrlt_core.zeroshot.loading import load_model
 
     if batch_size < 1:
         raise InputError(f"batch size must be at least 1, got {batch_size}")
-    space = label_space if isinstance(label_space, LabelSpace) else get_label_space(label_space)
     model = load_model(model) if isinstance(model, str) else model
-    prompt_set, source = prompt_set_for_model(model, prompts, label_space=space)
+    prompt_set, source = prompt_set_for_model(model, prompts, label_space=as_label_space(label_space))
+    space = as_label_space(label_space) or as_label_space(prompt_set.label_space)
+    if space is None:
+        raise InputError(f"prompt set {source} names no label space: add label_space to it or give one")
     prompt_set = prompt_set.ordered(space.classes).with_settings(scoring=scoring, alpha=alpha)
     cache = EmbeddingCache(cache_dir) if cache_dir is not None else None
     pipeline = image_pipeline(model, preprocess)

@@ -8,7 +8,7 @@ A prompt set is a small YAML file (read with ``yaml.safe_load``)::
     model: hf-hub:yyupenn/whyxrayclip # optional: the model the set was written for
     scoring: mean_cosine              # a rule of cxrlt_core.zeroshot.scoring
     alpha: 5.0
-    label_space: cxrlt2026            # optional
+    label_space: <name>               # optional: the registered label space of the classes
     classes:
       Scoliosis:
         prompts: [a chest x-ray showing scoliosis, lateral curvature of the thoracic spine]
@@ -332,12 +332,12 @@ def _packaged(name: str, label_space: LabelSpace | str | None, allowed: str) -> 
     return loads_prompt_set(text, source=name, label_space=label_space, allowed=allowed)
 
 
-def default_prompt_set(label_space: LabelSpace | str | None = "cxrlt2026") -> PromptSet:
+def default_prompt_set(label_space: LabelSpace | str | None = None) -> PromptSet:
     """Our default set for the six CXR-LT 2026 unseen findings (10 prompts each; written for CXR CLIP models)."""
     return _packaged(DEFAULT_SET, label_space, "unseen")
 
 
-def demo_prompt_set(label_space: LabelSpace | str | None = "cxrlt2026") -> PromptSet:
+def demo_prompt_set(label_space: LabelSpace | str | None = None) -> PromptSet:
     """The set for the demo CLIP: the six unseen findings described in the demo reports' vocabulary."""
     return _packaged(DEMO_SET, label_space, "unseen")
 
