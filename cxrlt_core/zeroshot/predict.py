@@ -208,7 +208,8 @@ def predict_zero_shot(
 
     The one path behind ``cxrlt zeroshot predict`` and the Export page. ``model`` is a loaded model or a spec;
     ``prompts`` a prompt-set YAML (default: the set saved with the model, else the built-in set); image embeddings
-    are cached under ``cache_dir`` when given.
+    are cached under ``cache_dir`` when given. The label space is ``label_space``, else the prompt set's, else the
+    one the manifest's data set names.
     """
     from cxrlt_core.labels import as_label_space
     from cxrlt_core.predictions import write_predictions
@@ -219,6 +220,10 @@ def predict_zero_shot(
     model = load_model(model) if isinstance(model, str) else model
     prompt_set, source = prompt_set_for_model(model, prompts, label_space=as_label_space(label_space))
     space = as_label_space(label_space) or as_label_space(prompt_set.label_space)
+    data_space = getattr(manifest, "label_space", None)
+    if space is None and data_space is not None and data_space.classes:
+        space = data_space  # the set names none: the space the images' data set names
+        prompt_set, source = prompt_set_for_model(model, prompts, label_space=space)
     if space is None:
         raise InputError(f"prompt set {source} names no label space: add label_space to it or give one")
     prompt_set = prompt_set.ordered(space.classes).with_settings(scoring=scoring, alpha=alpha)
