@@ -14,6 +14,13 @@ freely). A run that died mid-training restarts from scratch.
     .venv/bin/python benchmarks/ablation_demo.py --workspace workspace/demo --out-dir /tmp/ablation
     .venv/bin/python benchmarks/ablation_demo.py --design axes        # 5 cells: the demo_csra recipe, one change each
     .venv/bin/python benchmarks/ablation_demo.py --losses db --heads csra --seeds 0   # a single run
+    .venv/bin/python benchmarks/ablation_demo.py --design profile --seeds 0 1    # fidelity-profile choices
+
+``--design profile`` (docs/fidelity.md): the demo_csra recipe under the ``cxrlt`` profile, under ``winning_code``,
+and with one winning-code choice at a time (input: INTER_LINEAR + truncation; LR stepped per epoch; Xavier head
+init); the TTA geometry needs no training, so each base-cell and winning-code run is also predicted with the
+``medium`` and ``flip_scale`` views in both geometries (its checkpoint re-labelled). Rows add the paired difference to
+the base cell with a bootstrap interval (the same test-image resamples for every row).
     # two shards side by side on 2 cores (about 2x the throughput of one 2-thread process), then the table:
     for i in 0 1; do OMP_NUM_THREADS=1 .venv/bin/python benchmarks/ablation_demo.py --design axes --shard $i/2 & done
     wait; .venv/bin/python benchmarks/ablation_demo.py --design axes
@@ -57,18 +64,31 @@ HEAD_PARAMS = {"csra": {"lam": 0.1}, "mlp": {}}
 BASE = ("db", True, "csra")  # the demo_csra recipe; --design axes changes one factor of it at a time
 
 
+# Fidelity-profile variants of --design profile: recipe overrides on top of demo_csra (profile cxrlt).
+PROFILE_VARIANTS = {
+    "cxrlt": [],
+    "winning_code": ["profile.name=winning_code"],
+    "input": ["profile.interpolation=linear", "profile.rounding=truncate"],
+    "lr_epoch": ["profile.lr_step=epoch"],
+    "xavier_head": ["profile.head_init=winning_code"],
+}
+GEOMETRY_TTA = ("medium", "flip_scale")
+
+
 @dataclasses.dataclass(frozen=True)
 class Cell:
     loss: str
     sampler: bool
     head: str
+    profile: str = ""
 
     @property
     def name(self) -> str:
-        return f"{self.head}-{self.loss}-{'rfs' if self.sampler else 'shuffle'}"
+        base = f"{self.head}-{self.loss}-{'rfs' if self.sampler else 'shuffle'}"
+        return f"{base}-{self.profile}" if self.profile else base
 
     def overrides(self, seed: int) -> list[str]:
-        return [
+        return PROFILE_VARIANTS.get(self.profile, []) + [
             f"name={self.name}",
             f"model.head={self.head}",
             f"model.head_params={json.dumps(HEAD_PARAMS[self.head])}",
@@ -80,6 +100,8 @@ class Cell:
 
 
 def cells_for(args: argparse.Namespace) -> list[Cell]:
+    if args.design == "profile":
+        return [Cell(*BASE, profile=name) for name in args.profiles]
     if args.design == "axes":
         loss, sampler, head = BASE
         cells = [Cell(*BASE)]
@@ -120,8 +142,32 @@ def run_seed(cell: Cell, seed: int, args: argparse.Namespace) -> dict:
         show_progress=not args.quiet,
     )
     result = {"cell": cell.name, "seed": seed, "train_seconds": round(train_s, 1), "predictions": str(pred_path)}
+    if cell.profile in ("cxrlt", "winning_code"):
+        result["geometry"] = geometry_predictions(run_dir, manifest, args)
     write_json(result_path, result)
     return result
+
+
+def geometry_predictions(run_dir: Path, manifest, args: argparse.Namespace) -> dict[str, str]:
+    """Test predictions of the best checkpoint with each TTA set of GEOMETRY_TTA in both view geometries.
+
+    The checkpoint is copied with its input contract's ``tta_geometry`` changed (weights untouched), so the same
+    predict pipeline runs it; returns ``{"<tta>/<geometry>": predictions file}``.
+    """
+    best = checkpoint_path(run_dir, "best")
+    out: dict[str, str] = {}
+    for geometry in ("cxrlt", "winning_code"):
+        folder = run_dir / f"geometry_{geometry}"
+        folder.mkdir(exist_ok=True)
+        shutil.copyfile(best, folder / best.name)
+        sidecar = json.loads(best.with_suffix(".json").read_text(encoding="utf-8"))
+        sidecar["input"]["tta_geometry"] = geometry
+        write_json(folder / best.with_suffix(".json").name, sidecar)
+        for tta in GEOMETRY_TTA:
+            path = folder / f"test_{tta}.parquet"
+            predict([folder / best.name], manifest, path, tta=tta, gating_alpha=0.0, num_workers=0, show_progress=False)
+            out[f"{tta}/{geometry}"] = str(path)
+    return out
 
 
 def _bucket_map(samples: np.ndarray, members: np.ndarray) -> np.ndarray:
@@ -132,10 +178,24 @@ def _bucket_map(samples: np.ndarray, members: np.ndarray) -> np.ndarray:
         return np.where(count > 0, np.nansum(block, axis=1) / np.maximum(count, 1), np.nan)
 
 
-def summarise(cell: Cell, results: list[dict], labels_csv: Path, train_csv: Path, n_boot: int) -> dict:
-    """Seed-mean test mAP (overall, per bucket) with bootstrap CIs and the seed standard deviation."""
+def summarise(
+    cell: Cell,
+    results: list[dict],
+    labels_csv: Path,
+    train_csv: Path,
+    n_boot: int,
+    which: str | None = None,
+    base: dict | None = None,
+) -> dict:
+    """Seed-mean test mAP (overall, per bucket) with bootstrap CIs and the seed standard deviation.
+
+    ``which``: a key of the results' ``geometry`` predictions instead of the plain test predictions. ``base``: an
+    earlier summary; adds the paired difference of the seed-mean mAP to it, with a bootstrap interval over the same
+    image resamples.
+    """
     test = read_manifest(labels_csv, label_space="cxrlt2026")
-    aligned = [align_to_labels(read_predictions(r["predictions"]), test) for r in results]
+    files = [r["geometry"][which] if which else r["predictions"] for r in results]
+    aligned = [align_to_labels(read_predictions(f), test) for f in files]
     _, y, classes = aligned[0]
     train_manifest = read_manifest(train_csv, label_space="cxrlt2026")
     train_y = train_manifest.labels[:, [train_manifest.classes.index(c) for c in classes]]
@@ -153,7 +213,9 @@ def summarise(cell: Cell, results: list[dict], labels_csv: Path, train_csv: Path
             point[g].append(float(_bucket_map(ap[None, :], members)[0]))
             boot[g] += _bucket_map(samples, members) / len(aligned)
     summary = {
-        "cell": cell.name,
+        "cell": cell.name + (f" [{which}]" if which else ""),
+        "profile": cell.profile,
+        "view": which or args_tta_default(),
         "loss": cell.loss,
         "sampler": cell.sampler,
         "head": cell.head,
@@ -173,7 +235,38 @@ def summarise(cell: Cell, results: list[dict], labels_csv: Path, train_csv: Path
             "n_classes": int(groups[g].sum()),
         }
     summary["prevalence_baseline"] = float(np.mean(y.mean(axis=0)))
+    summary["_boot_all"] = boot["all"]
+    if base is not None:
+        delta = boot["all"] - base["_boot_all"]
+        lo, hi = percentile_interval(delta)
+        summary["delta"] = {
+            "vs": base["cell"],
+            "mean": summary["mAP"]["all"]["mean"] - base["mAP"]["all"]["mean"],
+            "ci": [float(lo), float(hi)],
+        }
     return summary
+
+
+def args_tta_default() -> str:
+    return "no TTA"
+
+
+def profile_markdown(summaries: list[dict]) -> str:
+    """The --design profile table: one row per variant (and per TTA geometry), paired difference to the base."""
+    lines = [
+        "| variant | views | test mAP (30) | Δ [95 % CI] (vs) | head | medium | tail | train s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for s in summaries:
+        f = s["mAP"]
+        delta = s.get("delta")
+        d = f"{delta['mean']:+.4f} [{delta['ci'][0]:+.4f}, {delta['ci'][1]:+.4f}] ({delta['vs']})" if delta else "—"
+        lines.append(
+            f"| {s['profile']} | {s['view']} | {f['all']['mean']:.3f} [{f['all']['ci'][0]:.3f}–{f['all']['ci'][1]:.3f}]"
+            f" ±{f['all']['sd']:.3f} | {d} | {f['head']['mean']:.3f} | {f['medium']['mean']:.3f} | "
+            f"{f['tail']['mean']:.3f} | {s['train_seconds']:.0f} |"
+        )
+    return "\n".join(lines)
 
 
 def markdown(summaries: list[dict]) -> str:
@@ -218,10 +311,12 @@ def main() -> int:
     parser.add_argument("--out-dir", type=Path, default=Path("/tmp/cxrlt_ablation"))
     parser.add_argument(
         "--design",
-        choices=("factorial", "axes"),
+        choices=("factorial", "axes", "profile"),
         default="factorial",
-        help="factorial: every combination (12 cells); axes: demo_csra and one change at a time (5)",
+        help="factorial: every combination (12 cells); axes: demo_csra and one change at a time (5); profile: "
+        "fidelity-profile choices on demo_csra (module docstring)",
     )
+    parser.add_argument("--profiles", nargs="+", choices=tuple(PROFILE_VARIANTS), default=list(PROFILE_VARIANTS))
     parser.add_argument("--losses", nargs="+", choices=tuple(LOSS_PARAMS), default=["bce", "asl", "db"])
     parser.add_argument("--samplers", nargs="+", choices=("on", "off"), default=["on", "off"])
     parser.add_argument("--heads", nargs="+", choices=tuple(HEAD_PARAMS), default=["mlp", "csra"])
@@ -256,6 +351,8 @@ def main() -> int:
             run_seed(cell, seed, args)
         print("shard done; run again without --shard for the table", flush=True)
         return 0
+    if args.design == "profile":
+        return profile_table(cells, args, data)
     summaries = []
     done = 0
     for cell in cells:
@@ -278,7 +375,36 @@ def main() -> int:
     )
     print(markdown(summaries))
     if args.json_out:
-        write_json(args.json_out, {"cells": summaries, "seeds": args.seeds, "tta": args.tta})
+        clean = [{k: v for k, v in s.items() if not k.startswith("_")} for s in summaries]
+        write_json(args.json_out, {"cells": clean, "seeds": args.seeds, "tta": args.tta})
+    return 0
+
+
+def profile_table(cells: list[Cell], args: argparse.Namespace, data: Path) -> int:
+    """Train what is missing, then print the --design profile table (and write --json-out)."""
+    summaries: list[dict] = []
+    base = None
+    labels, train_csv = data / "test_labels.csv", data / "train.csv"
+    for cell in cells:
+        results = [run_seed(cell, seed, args) for seed in args.seeds]
+        summary = summarise(cell, results, labels, train_csv, args.bootstrap, base=base)
+        base = base or summary
+        summaries.append(summary)
+        if "geometry" in results[0]:  # each geometry row is compared with the cxrlt geometry of the same views
+            plain = {}
+            for key in sorted(results[0]["geometry"], key=lambda k: (k.split("/")[0], k.split("/")[1] != "cxrlt")):
+                ref = plain.get(key.split("/")[0])
+                row = summarise(cell, results, labels, train_csv, args.bootstrap, which=key, base=ref)
+                plain.setdefault(key.split("/")[0], row)
+                summaries.append(row)
+    print(
+        f"\nDemo test split (600 images), seeds {args.seeds}; test mAP = mean over seeds [95 % bootstrap CI over test "
+        f"images, {args.bootstrap} resamples] ±seed sd; Δ = paired difference to the cxrlt row (same resamples)\n"
+    )
+    print(profile_markdown(summaries))
+    if args.json_out:
+        clean = [{k: v for k, v in s.items() if not k.startswith("_")} for s in summaries]
+        write_json(args.json_out, {"cells": clean, "seeds": args.seeds, "overrides": args.override})
     return 0
 
 

@@ -251,6 +251,15 @@ _DB_PAPER = {
     "focal_gamma": 2.0,
     "focal_balance": 2.0,
 }
+#: Published parameter sets of the paper variant (``preset``). ``coco`` and ``voc``: the Distribution-Balanced loss
+#: authors' configs (github.com/wutong16/DistributionBalancedLoss, configs/coco/LT_resnet50_pfc_DB.py and
+#: configs/voc/LT_resnet50_pfc_DB.py: map_param, logit_reg, focal); ``constructor``: their ``ResampleLoss``
+#: constructor defaults, with which the re-balancing weight hardly varies (about 10.5-11.0).
+DB_PAPER_PRESETS = {
+    "coco": {**_DB_PAPER, "map_alpha": 0.1, "map_beta": 10.0, "map_gamma": 0.2, "neg_scale": 2.0, "init_bias": 0.05},
+    "voc": {**_DB_PAPER, "map_alpha": 0.1, "map_beta": 10.0, "map_gamma": 0.3, "neg_scale": 5.0, "init_bias": 0.05},
+    "constructor": dict(_DB_PAPER),
+}
 
 
 @LOSSES.register("db")
@@ -272,9 +281,11 @@ class DistributionBalancedLoss(MultiLabelLoss):
 
         r_ic = (1/n_c) / Σ_{k: y_ik = 1} (1/n_k)                 (sampling-probability ratio; +∞ for a row without
                                                                      known positives, so σ(·) = 1 there)
-        w_ic = α_m + σ(β_m · (r_ic − γ_m))                       (α_m = 10, β_m = 0.2, γ_m = 0.1: the code's defaults;
-                                                                     the paper's configs use 0.1, 10, 0.2 (COCO))
-        ν_c = −κ · log(N / n_c − 1) / λ                          (κ = init_bias = 0.1, λ = neg_scale = 5;
+        w_ic = α_m + σ(β_m · (r_ic − γ_m))                       (``preset`` coco, the default: α_m = 0.1, β_m = 10,
+                                                                     γ_m = 0.2, the authors' COCO config; voc: γ_m 0.3;
+                                                                     constructor: 10, 0.2, 0.1)
+        ν_c = −κ · log(N / n_c − 1) / λ                          (coco: κ = init_bias = 0.05, λ = neg_scale = 2;
+                                                                     voc: 0.05, 5; constructor: 0.1, 5;
                                                                      n_c clipped to [1, N − 1])
         z' = z + ν_c;  positives: ℓ = w · BCE(z', 1);  negatives: ℓ = (w / λ) · BCE(λ · z', 0)
         focal (default on, as the published configs): ℓ ← focal_balance · (1 − p_t)^γ · ℓ, p_t = exp(−BCE(·))
@@ -284,8 +295,9 @@ class DistributionBalancedLoss(MultiLabelLoss):
     Args:
         variant: ``"code"`` or ``"paper"``; parameters of the other variant are an error.
         beta, weight_power, max_margin: code variant (0.9999, 0.5, 0.2).
-        map_alpha, map_beta, map_gamma, neg_scale, init_bias, focal, focal_gamma, focal_balance: paper variant
-            (10, 0.2, 0.1, 5, 0.1, True, 2, 2).
+        preset: paper variant: ``coco`` (default), ``voc`` or ``constructor`` (:data:`DB_PAPER_PRESETS`).
+        map_alpha, map_beta, map_gamma, neg_scale, init_bias, focal, focal_gamma, focal_balance: paper variant,
+            each overriding the preset (coco: 0.1, 10, 0.2, 2, 0.05, True, 2, 2).
     """
 
     def __init__(
@@ -294,6 +306,7 @@ class DistributionBalancedLoss(MultiLabelLoss):
         num_images: int | None = None,
         *,
         variant: str = "code",
+        preset: str | None = None,
         beta: float | None = None,
         weight_power: float | None = None,
         max_margin: float | None = None,
@@ -311,10 +324,16 @@ class DistributionBalancedLoss(MultiLabelLoss):
         given = {k: v for k, v in locals().items() if k in {*_DB_CODE, *_DB_PAPER} and v is not None}
         if variant not in ("code", "paper"):
             raise InputError(f"unknown db variant {variant!r}; choose code or paper")
-        own, other = (_DB_CODE, _DB_PAPER) if variant == "code" else (_DB_PAPER, _DB_CODE)
+        if variant == "code" and preset is not None:
+            raise InputError("db variant 'code' does not take preset (it belongs to the paper variant)")
+        if variant == "paper" and (preset or "coco") not in DB_PAPER_PRESETS:
+            raise InputError(f"unknown db preset {preset!r}; choose one of: {', '.join(DB_PAPER_PRESETS)}")
+        paper = DB_PAPER_PRESETS[preset or "coco"] if variant == "paper" else _DB_PAPER
+        own, other = (_DB_CODE, _DB_PAPER) if variant == "code" else (paper, _DB_CODE)
         foreign = sorted(k for k in given if k in other)
         if foreign:
             raise InputError(f"db variant {variant!r} does not take {foreign} (they belong to the other variant)")
+        self.preset = (preset or "coco") if variant == "paper" else None
         self.variant = variant
         self.params = {**own, **given}
         counts = np.maximum(self._require_counts("the db loss", need_images=variant == "paper"), 1.0)

@@ -37,8 +37,8 @@ CASES = {
     "asl": ("asl", {}),
     "asl_weighted": ("asl", {"class_weights": "sqrt_inverse", "gamma_pos": 1.0}),
     "db_code": ("db", {}),
-    "db_paper": ("db", {"variant": "paper"}),
-    "db_paper_nofocal": ("db", {"variant": "paper", "focal": False}),
+    "db_paper": ("db", {"variant": "paper", "preset": "constructor"}),
+    "db_paper_nofocal": ("db", {"variant": "paper", "preset": "constructor", "focal": False}),
     "wbce": ("wbce", {}),
     "wasl": ("wasl", {}),
     "ldam_drw_on": ("ldam_drw", {"drw_epoch": 0, "scale": 2.0}),
@@ -201,7 +201,7 @@ def test_db_code_weights_and_margins_on_known_counts():
 
 
 def test_db_paper_rebalance_weights():
-    loss = build_loss("db", COUNTS, N_IMAGES, variant="paper")
+    loss = build_loss("db", COUNTS, N_IMAGES, variant="paper", preset="constructor")
     y = torch.tensor([[1.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0]])
     weights = loss.rebalance_weights(y).numpy()
     rate = 1 / 60 + 1 / 4
@@ -210,6 +210,30 @@ def test_db_paper_rebalance_weights():
     assert weights[1] == pytest.approx([11.0] * 4)  # no positives: the ratio's limit +inf, sigma = 1
     bias = -np.log(N_IMAGES / COUNTS - 1) * 0.1 / 5
     assert loss.neg_bias.numpy() == pytest.approx(bias, rel=1e-6)
+
+
+def test_db_paper_default_is_the_published_coco_config():
+    """wutong16/DistributionBalancedLoss configs/coco/LT_resnet50_pfc_DB.py: map_param alpha 0.1, beta 10,
+    gamma 0.2; logit_reg neg_scale 2, init_bias 0.05; focal gamma 2, balance 2."""
+    loss = build_loss("db", COUNTS, N_IMAGES, variant="paper")
+    assert loss.preset == "coco" and loss.params["neg_scale"] == 2.0 and loss.params["focal_balance"] == 2.0
+    y = torch.tensor([[1.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]])
+    weights = loss.rebalance_weights(y).numpy()
+    rate = 1 / 60 + 1 / 4
+    expected = [0.1 + _sigmoid(10 * ((1 / n) / rate - 0.2)) for n in COUNTS]
+    assert weights[0] == pytest.approx(expected, rel=1e-6)
+    # a row whose only positive is class 3 (n = 1): r = 1 for it -> 0.1 + sigmoid(8) = 1.0997; class 0: r = 1/60
+    assert weights[1][3] == pytest.approx(0.1 + _sigmoid(8.0), rel=1e-6)
+    assert weights[1][0] == pytest.approx(0.1 + _sigmoid(10 * (1 / 60 - 0.2)), rel=1e-6)
+    assert weights.max() - weights.min() > 0.5  # a real spread, unlike the constructor defaults (10.5-11.0)
+    bias = -np.log(N_IMAGES / COUNTS - 1) * 0.05 / 2.0
+    assert loss.neg_bias.numpy() == pytest.approx(bias, rel=1e-6)
+    voc = build_loss("db", COUNTS, N_IMAGES, variant="paper", preset="voc", map_alpha=0.2)
+    assert (voc.params["map_gamma"], voc.params["neg_scale"], voc.params["map_alpha"]) == (0.3, 5.0, 0.2)
+    with pytest.raises(InputError, match="unknown db preset"):
+        build_loss("db", COUNTS, N_IMAGES, variant="paper", preset="lvis")
+    with pytest.raises(InputError, match="does not take preset"):
+        build_loss("db", COUNTS, N_IMAGES, preset="coco")
 
 
 def test_logit_adjustment_shifts_logits_in_training_only():

@@ -91,6 +91,8 @@ def randomise(model: nn.Module, seed: int, scale: float = 1.0) -> nn.Module:
                     tensor.copy_(0.1 * torch.randn(tensor.shape, generator=generator))
                 elif name.endswith(".weight") and tensor.ndim == 1:
                     tensor.copy_(1.0 + 0.1 * torch.randn(tensor.shape, generator=generator))
+                elif name.endswith(".bias") or tensor.ndim == 1:
+                    tensor.copy_(0.02 * torch.randn(tensor.shape, generator=generator))
                 else:
                     fan = max(1, tensor[0].numel()) if tensor.ndim > 1 else 1
                     tensor.copy_(scale * torch.randn(tensor.shape, generator=generator) / math.sqrt(fan))
