@@ -185,6 +185,10 @@ def test_missing_labels_and_bad_capsules(world: Path, tmp_path: Path, capsys: py
     assert main(["capsule", "check", str(tmp_path / "notjson")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "not readable JSON" in err and len(err.strip().splitlines()) == 1
+    (tmp_path / "partial").mkdir()
+    (tmp_path / "partial" / MANIFEST_FILE).write_text('{"kind": "cxrlt-capsule", "version": 1}')
+    assert main(["capsule", "check", str(tmp_path / "partial")]) == 1
+    assert "is malformed" in capsys.readouterr().err
     assert main(["capsule", "make", "--pred", str(tmp_path / "nope.parquet"), "--out", str(tmp_path / "x")]) == 1
     assert capsys.readouterr().err.startswith("error: ")
 

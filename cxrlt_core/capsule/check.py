@@ -226,15 +226,18 @@ def check_capsule(
 
     with open_capsule(capsule) as (folder, manifest):
         labels_path = Path(labels) if labels else None
-        root = Path(images) if images else Path(manifest["images"]["root"])
-        items = file_items(folder, manifest, labels_path)
-        items += image_items(folder, manifest, root, progress)
-        pred = read_predictions(folder / manifest["predictions"]["copy"])
-        reported = manifest.get("figures") or {}
-        found, why = _rescore(pred, manifest, labels_path)
-        items += figure_items(reported, found, RESCORE_TOLERANCE, "re-scored", why)
-        if rerun_inference:
-            items += rerun_items(manifest, pred, root, labels_path)
+        try:
+            root = Path(images) if images else Path(manifest["images"]["root"])
+            items = file_items(folder, manifest, labels_path)
+            items += image_items(folder, manifest, root, progress)
+            pred = read_predictions(folder / manifest["predictions"]["copy"])
+            reported = manifest.get("figures") or {}
+            found, why = _rescore(pred, manifest, labels_path)
+            items += figure_items(reported, found, RESCORE_TOLERANCE, "re-scored", why)
+            if rerun_inference:
+                items += rerun_items(manifest, pred, root, labels_path)
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise InputError(f"{capsule}: {MANIFEST_FILE} is malformed ({type(exc).__name__}: {exc})") from None
     return CheckReport(Path(capsule), items)
 
 
