@@ -144,6 +144,7 @@ class Phase2Config:
     head_wd: float = 0.05
     warmup_epochs: float = 5.0
     min_lr_ratio: float = 0.01
+    layer_decay: float | None = None  # layer-wise rate decay of the backbone (ViT fine-tuning: 0.65-0.75); null = off
 
 
 @dataclasses.dataclass
@@ -228,6 +229,8 @@ class OptimConfig:
                 f"optim.phase2.warmup_epochs must be in [0, phase2.epochs={self.phase2.epochs}], "
                 f"got {self.phase2.warmup_epochs}"
             )
+        if self.phase2.layer_decay is not None and not 0.0 < self.phase2.layer_decay <= 1.0:
+            raise InputError(f"optim.phase2.layer_decay must be in (0, 1] or null, got {self.phase2.layer_decay}")
         if not 0.0 <= self.phase2.min_lr_ratio <= 1.0:
             raise InputError(f"optim.phase2.min_lr_ratio must be in [0, 1], got {self.phase2.min_lr_ratio}")
         positive = {

@@ -55,7 +55,8 @@ def grad_cam(
 
     Args:
         method: one of ``CAM_METHODS`` (pytorch-grad-cam's GradCAM, GradCAMPlusPlus, HiResCAM, EigenCAM).
-        target_layer: the layer whose activations are weighted; default the model's last backbone stage.
+        target_layer: the layer whose activations are weighted; default the model's last backbone stage (for a
+            token backbone its last block, whose tokens the model's ``cam_reshape_transform`` lays out on the grid).
     """
     from pytorch_grad_cam import EigenCAM, GradCAM, GradCAMPlusPlus, HiResCAM
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
@@ -64,8 +65,11 @@ def grad_cam(
     if method not in classes:
         raise ValueError(f"unknown CAM method {method!r}; one of {CAM_METHODS}")
     layer = target_layer if target_layer is not None else model.feature_layer()
+    # token outputs (ViT, DINOv2) and channels-last maps (Swin) are laid out as (B, C, h, w) first
+    reshape = getattr(model, "cam_reshape_transform", None)
+    transform = reshape(tuple(batch.shape[-2:])) if reshape is not None else None
     was_training = model.training
-    with classes[method](model=model, target_layers=[layer]) as cam:
+    with classes[method](model=model, target_layers=[layer], reshape_transform=transform) as cam:
         heat = cam(input_tensor=batch, targets=[ClassifierOutputTarget(int(class_index))])[0]
     model.train(was_training)
     return normalize_map(heat)

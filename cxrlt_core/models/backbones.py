@@ -219,6 +219,7 @@ def create_backbone(
     pretrained: str | None = None,
     pooled: bool = False,
     output_stride: int = 32,
+    input_size: int | None = None,
 ) -> tuple[nn.Module, PretrainedReport | None]:
     """Create timm backbone ``name`` without classifier, with hub/timm weights if asked.
 
@@ -233,6 +234,10 @@ def create_backbone(
     download. File sources are not loaded here (the caller decides whether a file holds a backbone or a whole
     classifier).
 
+    ``input_size``: models with a fixed input size (ViT, DINOv2, Swin, MaxViT) are built for it (timm's
+    ``img_size``; pretrained position embeddings are resampled by the model's ``checkpoint_filter_fn``); others
+    ignore it.
+
     Raises:
         InputError: unknown model name; weights not available (offline and not cached); weights that do not fit.
     """
@@ -245,6 +250,8 @@ def create_backbone(
         kwargs["global_pool"] = ""
     if output_stride != 32:  # dilated last stage(s): finer feature maps, same weights (timm ``output_stride``)
         kwargs["output_stride"] = output_stride
+    if input_size is not None and _takes_img_size(arch):
+        kwargs["img_size"] = int(input_size)
     if kind in ("none", "file"):
         return timm.create_model(name, pretrained=False, **kwargs), None
 
@@ -269,6 +276,16 @@ def create_backbone(
     report = PretrainedReport(source=f"timm {model_name} (url)", loaded=len(model.state_dict()))
     _log.info(report.summary())
     return model, report
+
+
+def _takes_img_size(arch: str) -> bool:
+    """Whether timm builds model ``arch`` for a fixed input size (``fixed_input_size`` in its pretrained config:
+    ViT, DINOv2, Swin, MaxViT), so that its constructor takes ``img_size``."""
+    try:
+        cfg = timm.models.get_pretrained_cfg(arch)
+    except RuntimeError:
+        return False
+    return bool(getattr(cfg, "fixed_input_size", False))
 
 
 def _first_line(exc: BaseException) -> str:
@@ -348,6 +365,17 @@ def _strip_prefix(key: str) -> str:
     return key
 
 
+def _misfits(state: dict[str, torch.Tensor], target: dict[str, torch.Tensor]) -> int:
+    return sum(k in target and tuple(v.shape) != tuple(target[k].shape) for k, v in state.items())
+
+
+def _fit(state: dict[str, torch.Tensor], target: dict[str, torch.Tensor]) -> tuple[int, int]:
+    """(tensors that fit, −tensors of a matching key but another shape): larger is better."""
+    return sum(k in target and tuple(v.shape) == tuple(target[k].shape) for k, v in state.items()), -_misfits(
+        state, target
+    )
+
+
 def load_backbone_state(backbone: nn.Module, state: dict[str, torch.Tensor], source: str) -> PretrainedReport:
     """Load a backbone state dict (timm layout) into ``backbone``, reporting what was missing or dropped.
 
@@ -360,14 +388,15 @@ def load_backbone_state(backbone: nn.Module, state: dict[str, torch.Tensor], sou
     """
     target = backbone.state_dict()
     state = dict(state)
-    if sum(k in target for k in state) < len(target) / 2:
+    if sum(k in target for k in state) < len(target) / 2 or _misfits(state, target):
+        # also for misfits: a ViT built for another input size resamples its position embedding in the filter
         filter_fn = getattr(sys.modules.get(type(backbone).__module__), "checkpoint_filter_fn", None)
         if filter_fn is not None:
             try:
                 converted = filter_fn(dict(state), backbone)
             except Exception:  # a filter for another layout may fail on this one; keep the original keys
                 converted = None
-            if converted and sum(k in target for k in converted) > sum(k in target for k in state):
+            if converted and _fit(converted, target) > _fit(state, target):
                 state = converted
     first_conv = (getattr(backbone, "pretrained_cfg", None) or {}).get("first_conv")
     conv_key = f"{first_conv}.weight" if isinstance(first_conv, str) else None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from cxrlt_core.models.backbones import (
 )
 from cxrlt_core.models.heads import HEAD_INITS, build_head, init_head
 from cxrlt_core.models.sidecar import read_sidecar, sidecar_path
+from cxrlt_core.models.tokens import cam_reshape_transform, to_feature_map
 
 _log = logging.getLogger(__name__)
 
@@ -152,10 +153,12 @@ class CxrClassifier(nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Unpooled feature map (B, C_feat, H/32, W/32) (with ``pooled``: before timm's pooling and head norm)."""
         feat = self.backbone.forward_features(x) if self.pooled else self.backbone(x)
+        if not self.pooled:
+            feat = to_feature_map(feat, self.backbone, x.shape[-2:])  # ViT tokens, Swin's NHWC → (B, C, h, w)
         if feat.ndim != 4:
             raise InputError(
                 f"backbone {self.cfg.backbone!r} returns shape {tuple(feat.shape)}, not a (B, C, h, w) feature map; "
-                "use a convolutional timm backbone"
+                "use model pooling 'feature_map' (token backbones) or a convolutional timm backbone"
             )
         return feat
 
@@ -198,6 +201,7 @@ class CxrClassifier(nn.Module):
         head_wd: float,
         trainable_only: bool = False,
         decay_norm_and_bias: bool = False,
+        layer_decay: float | None = None,
     ) -> list[dict[str, Any]]:
         """AdamW parameter groups: backbone and head, each split into decayed and not decayed.
 
@@ -208,13 +212,18 @@ class CxrClassifier(nn.Module):
 
         Args:
             trainable_only: leave out parameters with ``requires_grad=False`` (e.g. a frozen backbone).
+            layer_decay: layer-wise learning-rate decay of the backbone (BEiT / ViT fine-tuning; timm's
+                ``param_groups_layer_decay``): the layer at depth i of L gets ``backbone_lr × decay^(L − i)``, the
+                embedding the smallest rate, the last block ``backbone_lr``. Backbone groups are then named
+                ``backbone_layer<k>``.
         """
         skip = set(getattr(self.backbone, "no_weight_decay", lambda: ())() or ())
         groups: list[dict[str, Any]] = []
-        for part, module, lr, wd in (
-            ("backbone", self.backbone, backbone_lr, backbone_wd),
-            ("head", self.head, head_lr, head_wd),
-        ):
+        parts = [("backbone", self.backbone, backbone_lr, backbone_wd), ("head", self.head, head_lr, head_wd)]
+        if layer_decay is not None:
+            groups += self._layer_decay_groups(backbone_lr, backbone_wd, layer_decay, skip, decay_norm_and_bias)
+            parts = parts[1:]
+        for part, module, lr, wd in parts:
             decay, no_decay = [], []
             for name, param in module.named_parameters():
                 if trainable_only and not param.requires_grad:
@@ -229,6 +238,29 @@ class CxrClassifier(nn.Module):
                 groups.append({"name": f"{part}_no_decay", "params": no_decay, "lr": lr, "weight_decay": 0.0})
         return groups
 
+    def _layer_decay_groups(
+        self, lr: float, wd: float, layer_decay: float, skip: set[str], decay_norm_and_bias: bool
+    ) -> list[dict[str, Any]]:
+        from timm.optim import param_groups_layer_decay
+
+        raw = param_groups_layer_decay(
+            self.backbone,
+            weight_decay=wd,
+            no_weight_decay_list=skip,
+            weight_decay_exclude_1d=not decay_norm_and_bias,
+            layer_decay=layer_decay,
+        )  # skips parameters without requires_grad
+        return [
+            {
+                "name": f"backbone_layer{k}",
+                "params": g["params"],
+                "lr": lr * g["lr_scale"],
+                "weight_decay": g["weight_decay"],
+            }
+            for k, g in enumerate(raw)
+            if g["params"]
+        ]
+
     def freeze_backbone(self, frozen: bool = True) -> None:
         """Stop (or restart) gradients into the backbone; phase 1 of the method trains the head only.
 
@@ -241,6 +273,11 @@ class CxrClassifier(nn.Module):
     def feature_layer(self) -> nn.Module:
         """The backbone's last stage, the usual Grad-CAM target layer."""
         return last_stage(self.backbone)
+
+    def cam_reshape_transform(self, input_hw: Sequence[int]) -> Callable[[torch.Tensor], torch.Tensor]:
+        """Grad-CAM's ``reshape_transform`` for :meth:`feature_layer`: token and channels-last outputs → (B, C, h, w)
+        (:mod:`cxrlt_core.models.tokens`); the identity for convolutional feature maps."""
+        return cam_reshape_transform(self.backbone, input_hw)
 
 
 def build_model(cfg: ModelConfig, transfer: str = "auto") -> CxrClassifier:
@@ -260,6 +297,7 @@ def build_model(cfg: ModelConfig, transfer: str = "auto") -> CxrClassifier:
         cfg.pretrained,
         pooled=cfg.pooling == "pooled",
         output_stride=int(cfg.output_stride),
+        input_size=int(cfg.input_size),
     )
     head = init_head(build_head(cfg.head, feature_channels(backbone), cfg.num_classes, cfg.head_params), cfg.head_init)
     model = CxrClassifier(cfg, backbone, head)

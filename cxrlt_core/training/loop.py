@@ -349,6 +349,7 @@ class Trainer:
                 backbone_wd=p2.backbone_wd,
                 head_wd=p2.head_wd,
                 decay_norm_and_bias=o.decay_norm_and_bias,
+                layer_decay=p2.layer_decay,
             )
             self.optimizer = torch.optim.AdamW(groups, eps=o.eps, **fused)
             steps = self.steps_per_epoch()
