@@ -53,3 +53,13 @@ try:
 except Exception as exc:  # noqa: BLE001 - shown to the user in the page
     error_box(exc)
 cli_hint(f"cxrlt runs diff {' '.join(chosen)} --workspace {workspace.root}")
+tracked = {key for run in records for key in run.tracking}
+if tracked:
+    st.caption("These runs were also tracked; open them in their own tools:")
+    commands = []
+    if "tensorboard" in tracked:
+        commands.append(f"tensorboard --logdir {workspace.runs_dir}")
+    if "mlflow" in tracked:
+        uris = sorted({run.tracking["mlflow"]["tracking_uri"] for run in records if "mlflow" in run.tracking})
+        commands += [f"mlflow ui --backend-store-uri {uri}" for uri in uris]
+    st.code("\n".join(commands), language="bash")

@@ -140,3 +140,7 @@ def test_runs_page_overlays_curves_and_lists_differences(two_runs: Path, monkeyp
     assert list(diff.index) == ["optim.phase1.lr"]
     tests = app.dataframe[-1].value
     assert tests.set_index("run").loc["run_a", "mAP"] == pytest.approx((5 / 6 + 1) / 2)
+    assert not any("tensorboard --logdir" in c.value for c in app.code)  # nothing was tracked
+    (two_runs / "runs" / "run_a" / "tracking.json").write_text('{"tensorboard": {"log_dir": "tensorboard"}}')
+    app.run()
+    assert any(f"tensorboard --logdir {two_runs.resolve() / 'runs'}" in c.value for c in app.code)
