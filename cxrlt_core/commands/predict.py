@@ -26,6 +26,12 @@ ON_ERROR = RegistryChoices("cxrlt_core.inference.loader:ON_ERROR")
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``predict``, ``calibrate`` and ``thresholds``."""
+    _add_predict(subparsers)
+    _add_calibrate(subparsers)
+    _add_thresholds(subparsers)
+
+
+def _add_predict(subparsers: argparse._SubParsersAction) -> None:
     predict = subparsers.add_parser(
         "predict",
         help="Task 1 predictions: checkpoints + images -> TTA -> ensemble -> gating -> calibration -> PRED file",
@@ -101,6 +107,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     predict.add_argument("--no-progress", action="store_true", help="no progress bar")
     predict.set_defaults(func=run_predict)
 
+
+def _add_calibrate(subparsers: argparse._SubParsersAction) -> None:
     calibrate = subparsers.add_parser(
         "calibrate",
         help="fit per-class calibration (temperature, Platt, isotonic) on validation predictions",
@@ -124,6 +132,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     calibrate.add_argument("--label-space", metavar="NAME", help="label space of the CSV (default: its header)")
     calibrate.set_defaults(func=run_calibrate)
 
+
+def _add_thresholds(subparsers: argparse._SubParsersAction) -> None:
     thresholds = subparsers.add_parser(
         "thresholds",
         help="fit per-class F1-optimal thresholds on validation predictions",

@@ -306,6 +306,36 @@ def _resolve_label_space(
         return LabelSpace(name, ())
 
 
+def _id_column(path: Path, header: list[str], id_column: str | None) -> str:
+    """The id column: the one named, else the first of :data:`ID_COLUMNS` in the header."""
+    if id_column is None:
+        found = find_column(header, ID_COLUMNS)
+        if found is None:
+            raise InputError(f"{path}: no id column; expected one of {', '.join(ID_COLUMNS)} (found {header[:8]})")
+        return found
+    if id_column not in header:
+        raise InputError(f"{path}: id column {id_column!r} not found (found {header[:8]})")
+    return id_column
+
+
+def _label_matrix(
+    path: Path, frame: pd.DataFrame, class_columns: list[str], uncertain: str
+) -> tuple[np.ndarray, list[str]]:
+    """The (rows, classes) float label matrix and one problem per bad cell (the first :data:`MAX_LISTED`)."""
+    labels = np.empty((len(frame), len(class_columns)), dtype=np.float32)
+    bad_cells: list[str] = []
+    n_bad = 0
+    for j, column in enumerate(class_columns):
+        cells = frame[column]
+        labels[:, j], bad = parse_label_cells(cells, uncertain)
+        for i in np.flatnonzero(bad)[: max(0, MAX_LISTED - len(bad_cells))]:
+            bad_cells.append(
+                f"{path}: row {csv_row(i)}, column {column!r}: label {cells.iloc[i]!r} is not 1, 0, -1 or blank"
+            )
+        n_bad += int(bad.sum())
+    return labels, _capped(bad_cells, n_bad, "bad label cells")
+
+
 def read_manifest(
     csv_path: str | os.PathLike[str],
     image_root: str | os.PathLike[str] | None = None,
@@ -350,12 +380,7 @@ def read_manifest(
     header = list(frame.columns)
     if len(frame) == 0:
         raise InputError(f"{path}: no data rows, only a header")
-    if id_column is None:
-        id_column = find_column(header, ID_COLUMNS)
-        if id_column is None:
-            raise InputError(f"{path}: no id column; expected one of {', '.join(ID_COLUMNS)} (found {header[:8]})")
-    elif id_column not in header:
-        raise InputError(f"{path}: id column {id_column!r} not found (found {header[:8]})")
+    id_column = _id_column(path, header, id_column)
     ids = frame[id_column].str.strip().to_numpy(dtype=object)
 
     if meta_csv is not None:
@@ -386,18 +411,8 @@ def read_manifest(
     problems += id_problems(path, ids, id_column)
     if image_root is not None:
         problems += escape_problems(path, ids, id_column)
-    labels = np.empty((len(frame), len(classes)), dtype=np.float32)
-    bad_cells: list[str] = []
-    n_bad = 0
-    for j, column in enumerate(class_columns):
-        cells = frame[column]
-        labels[:, j], bad = parse_label_cells(cells, uncertain)
-        for i in np.flatnonzero(bad)[: max(0, MAX_LISTED - len(bad_cells))]:
-            bad_cells.append(
-                f"{path}: row {csv_row(i)}, column {column!r}: label {cells.iloc[i]!r} is not 1, 0, -1 or blank"
-            )
-        n_bad += int(bad.sum())
-    problems += _capped(bad_cells, n_bad, "bad label cells")
+    labels, bad_cells = _label_matrix(path, frame, class_columns, uncertain)
+    problems += bad_cells
     root = None if image_root is None else Path(image_root)
     if check_images:
         if root is None:
