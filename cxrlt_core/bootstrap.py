@@ -35,7 +35,8 @@ from cxrlt_core.errors import InputError
 ProgressCallback = Callable[[int, int], None]
 RESAMPLE_UNITS = ("auto", "patient", "image")
 _BLOCK_BYTES = 64 << 20  # dense (segment rows x resamples) working set of one class
-_BLOCK_RESAMPLES = 128  # resamples whose draw counts are held at once
+_BLOCK_RESAMPLES = 128  # at most this many resamples' draw counts are held at once
+_COUNTS_BYTES = 96 << 20  # ... and at most this much memory for them (float64 + float32 copies)
 _MAX_WORKERS = 4
 FIGURES = ("ap", "auc", "f1", "ece")
 
@@ -236,6 +237,12 @@ class BootstrapSamples:
         return {"ap": self.ap, "auc": self.auc, "f1": self.f1, "ece": self.ece}[name]
 
 
+def block_size(design: ResampleDesign, n_resamples: int) -> int:
+    """Resamples per block: up to 128, fewer when that many clusters' counts would exceed the memory budget."""
+    fits = _COUNTS_BYTES // (12 * max(design.n_clusters, 1))
+    return int(max(1, min(n_resamples, _BLOCK_RESAMPLES, fits)))
+
+
 def count_blocks(design: ResampleDesign, n_resamples: int, seed: int, block: int) -> Iterator[np.ndarray]:
     """(n_clusters, width) float64 draw counts for consecutive blocks of ``block`` resamples."""
     draws = cluster_draws(design.n_clusters, n_resamples, seed)
@@ -279,7 +286,7 @@ def bootstrap_figures(
         )  # fmt: skip
     out = {name: np.full((n_resamples, n_classes), np.nan) for name in FIGURES}
     pooled = np.full(n_resamples, np.nan)
-    block = int(min(n_resamples, _BLOCK_RESAMPLES))
+    block = block_size(design, n_resamples)
     n_blocks = -(-n_resamples // block)
     workers = max(1, min(os.cpu_count() or 1, _MAX_WORKERS))
     with ThreadPoolExecutor(workers) as pool:

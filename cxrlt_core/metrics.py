@@ -32,6 +32,7 @@ from cxrlt_core.bootstrap import (
     FIGURES,
     BootstrapSamples,
     ResampleDesign,
+    block_size,
     bootstrap_figures,
     cluster_draws,
     nan_mean,
@@ -48,7 +49,6 @@ DEFAULT_THRESHOLD = 0.5
 DEFAULT_BOOTSTRAP_RESAMPLES = 200
 CI_LEVEL = 0.95
 
-_BOOTSTRAP_BLOCK = 128  # resamples per progress step (cxrlt_core.bootstrap._BLOCK_RESAMPLES)
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -500,7 +500,7 @@ def _run_bootstrap(
     n_bins: int,
     progress: ProgressCallback | bool | None,
 ) -> BootstrapSamples:
-    n_blocks = -(-n_resamples // _BOOTSTRAP_BLOCK) if n_resamples > 0 else 1
+    n_blocks = -(-n_resamples // block_size(design, n_resamples)) if n_resamples > 0 else 1
     report, close = _progress_reporter(progress, n_blocks, f"bootstrap ({design.unit}s)")
     try:
         return bootstrap_figures(labels, scores, design, n_resamples, seed, thresholds, n_bins,
