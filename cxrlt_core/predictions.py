@@ -18,6 +18,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from cxrlt_core.atomic import atomic_path, json_safe, write_text
 from cxrlt_core.data.manifest import (
@@ -129,8 +132,6 @@ def write_score_csv(
     Floats are formatted by Arrow's shortest round-trip conversion (``float(text)`` gives the value back exactly),
     about 10x faster than ``DataFrame.to_csv``; names or ids that would need CSV quoting go through pandas instead.
     """
-    import pyarrow as pa
-    import pyarrow.compute as pc
 
     from cxrlt_core.csvsafety import warn_formula_ids
 
@@ -180,9 +181,6 @@ def write_predictions(
     blob = _dump_metadata(id_column, metadata)
     suffix = path.suffix.lower()
     if suffix in PARQUET_SUFFIXES:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
         columns = {id_column: pa.array(ids.tolist(), type=pa.string())}
         columns.update({name: pa.array(scores[:, j]) for j, name in enumerate(class_names)})
         table = pa.table(columns)
@@ -223,8 +221,6 @@ def parse_score_cells(
     reported = np.zeros(scores.shape, dtype=bool)
     problems: list[str] = []
     total = 0
-    import pyarrow as pa
-    import pyarrow.compute as pc
 
     for j, column in enumerate(columns):
         text = frame[column].str.strip()
@@ -275,8 +271,6 @@ def read_predictions(path: str | os.PathLike[str], label_space: LabelSpace | str
         stored_id, metadata = _load_metadata(sidecar.read_text(encoding="utf-8") if sidecar.is_file() else None, name)
         row = csv_row
     else:
-        import pyarrow.parquet as pq
-
         try:
             table = pq.read_table(path)
         except Exception as exc:  # pyarrow raises several types for a damaged file

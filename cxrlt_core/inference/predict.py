@@ -35,17 +35,22 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from cxrlt_core import __version__
-from cxrlt_core.distributed import launched_by_torchrun
+from cxrlt_core.data.image_cache import ImageCache
+from cxrlt_core.distributed import all_gather_object, init_distributed, launched_by_torchrun
 from cxrlt_core.errors import InputError
 from cxrlt_core.inference.calibration import Calibration, load_calibration
 from cxrlt_core.inference.ensemble import class_index, normalise_weights
 from cxrlt_core.inference.gating import GATING_FORMS, find_normal, normal_gating
 from cxrlt_core.inference.loader import ON_ERROR, InferenceImages, image_loader
+from cxrlt_core.inference.study import aggregate_prediction_file
 from cxrlt_core.inference.thresholds import Thresholds, load_thresholds
 from cxrlt_core.inference.tta import MERGE_MODES, default_forward_batch, get_tta_set, tta_probabilities
 from cxrlt_core.inference.writer import PartWriter, PredictionWriter, failed_path, merge_parts, write_failed
+from cxrlt_core.models.checkpoint import load_checkpoint
+from cxrlt_core.models.contract import InputContract, contract_of
 
 __all__ = [
     "Ensemble",
@@ -101,7 +106,6 @@ def _file_digest(path: Path) -> str:
 
 def _spec_from_sidecar(path: Path, model: torch.nn.Module, sidecar: Mapping[str, Any]) -> LoadedModel:
     """Classes, preprocessing and normalisation from the model's input contract (``cxrlt_core.models.contract``)."""
-    from cxrlt_core.models.contract import InputContract, contract_of
 
     try:
         contract = contract_of(model)
@@ -130,7 +134,6 @@ def load_models(
     checkpoints: Sequence[str | os.PathLike[str]], device: torch.device, channels_last: bool = False
 ) -> list[LoadedModel]:
     """Load each checkpoint (safetensors + JSON sidecar, never unpickled) in eval mode on ``device``."""
-    from cxrlt_core.models.checkpoint import load_checkpoint
 
     if not checkpoints:
         raise InputError("give at least one checkpoint")
@@ -443,8 +446,6 @@ def view_loaders(
         preprocess = ensemble.models[members[0]].preprocess
         cache = None
         if options.cache_dir is not None:
-            from cxrlt_core.data.image_cache import ImageCache
-
             cache = ImageCache(options.cache_dir, preprocess)
         dataset = InferenceImages(paths, preprocess, rows=rows, cache=cache)
         loader = image_loader(
@@ -598,7 +599,6 @@ class PredictionSink:
     def _finish_parts(
         self, metadata: dict[str, Any], failed: list[tuple[int, str, str, str]], error: str | None, chunk_size: int
     ) -> tuple[Path | None, int, Path | None, list[tuple[int, str, str, str]]]:
-        from cxrlt_core.distributed import all_gather_object
 
         for part in (self.part, self.binary_part):
             if part is not None:
@@ -653,8 +653,6 @@ def _run_batches(
     done = 0
     bar = None
     if options.show_progress and getattr(sink.dist, "is_main", True):
-        from tqdm.auto import tqdm
-
         bar = tqdm(total=len(rows.rows), desc="predict", unit="img", dynamic_ncols=True)
     try:
         with torch.inference_mode():
@@ -713,7 +711,6 @@ def predict(
             (``predict(ckpts, manifest, out, tta="flip")``).
         progress: ``progress(done, total)`` after each batch (rows of this process).
     """
-    from cxrlt_core.distributed import init_distributed
 
     started = time.perf_counter()
     options = dataclasses.replace(options or PredictOptions(), **settings)
@@ -752,8 +749,6 @@ def predict(
     if path is None:  # a torchrun rank other than 0
         return PredictResult(None, 0, 0, None, None, metadata, seconds)
     if options.study_aggregation:
-        from cxrlt_core.inference.study import aggregate_prediction_file
-
         metadata["study_aggregation"] = aggregate_prediction_file(path, manifest, options.view_weights)
     failed_file = write_failed(out_path, failed)
     return PredictResult(path, written, len(failed), failed_file, binary_file, metadata, seconds)

@@ -32,10 +32,13 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from cxrlt_core import __version__
 from cxrlt_core.atomic import atomic_path, json_safe, write_json
+from cxrlt_core.data.images import Preprocess
 from cxrlt_core.errors import InputError
 from cxrlt_core.models.classifier import CxrClassifier, ModelConfig, build_model
 from cxrlt_core.models.contract import InputContract, attach_contract
@@ -93,7 +96,6 @@ def _plain_state(model: nn.Module) -> dict[str, torch.Tensor]:
 
 def _contract_for(inner: nn.Module, cfg: ModelConfig, given: Any, preprocess: Any) -> InputContract:
     """The contract to store: given by the caller, else attached to the model, else built from ``cfg``."""
-    from cxrlt_core.data.images import Preprocess
 
     if isinstance(given, InputContract):
         return given
@@ -157,8 +159,6 @@ def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, sidecar: Map
         json.dumps(info, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise InputError(f"checkpoint sidecar for {target} is not JSON-serialisable: {exc}") from None
-
-    from safetensors.torch import save_file
 
     # Integrity: the weights carry a digest of the sidecar's content, the sidecar a digest of the weights' bytes.
     side_digest = sidecar_digest(info)
@@ -235,8 +235,6 @@ def load_checkpoint(
         cfg = ModelConfig.from_dict(info["model"])
     except InputError as exc:
         raise InputError(f"checkpoint sidecar {sidecar_path(path)}: {exc}") from None
-    from safetensors import safe_open
-    from safetensors.torch import load_file
 
     try:
         with safe_open(str(weights), framework="pt") as handle:
