@@ -206,6 +206,7 @@ def audit(
     seed: int = 0,
     resample: str = "auto",
     min_patients: int = MIN_PATIENTS,
+    cluster_kind: str = "patient",
 ) -> AuditResult:
     """Audit aligned ``labels``/``scores`` (n, C) by the canonical ``meta`` columns named in ``by``.
 
@@ -216,7 +217,7 @@ def audit(
     classes = list(classes)
     thresholds = np.broadcast_to(np.asarray(thresholds, np.float64), (len(classes),)).copy()
     normal_index = classes.index(normal) if normal in classes else None
-    design = resample_design(len(labels), patients, resample)
+    design = resample_design(len(labels), patients, resample, kind=cluster_kind)
     notes = []
     missing = [a for a in by if a in meta.columns and meta[a].isna().all()]
     if missing:

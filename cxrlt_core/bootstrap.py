@@ -54,11 +54,12 @@ class ResampleDesign:
 
 
 def resample_design(
-    n: int, patients: Sequence[object] | np.ndarray | None = None, unit: str = "auto"
+    n: int, patients: Sequence[object] | np.ndarray | None = None, unit: str = "auto", kind: str = "patient"
 ) -> ResampleDesign:
     """The resampling units of ``n`` rows: patients when known (``auto``/``patient``), else images.
 
-    Rows with a blank patient form their own cluster. ``unit="patient"`` without patients is an error.
+    Rows with a blank patient form their own cluster. ``unit="patient"`` without patients is an error. ``kind``
+    names the clusters in reports (``patient``, or ``study`` when only study ids are known).
     """
     if unit not in RESAMPLE_UNITS:
         raise InputError(f"unknown resampling unit {unit!r}; choose one of: {', '.join(RESAMPLE_UNITS)}")
@@ -72,7 +73,7 @@ def resample_design(
     blank = pd.isna(patients) | (patients == "")
     keys = np.where(blank, np.array([f"\0row{i}" for i in range(n)], dtype=object), patients.astype(str))
     codes, uniques = pd.factorize(keys)
-    return ResampleDesign(codes.astype(np.int64), len(uniques), "patient")
+    return ResampleDesign(codes.astype(np.int64), len(uniques), kind)
 
 
 def cluster_draws(n_clusters: int, n_resamples: int, seed: int = 0) -> Iterator[np.ndarray]:

@@ -50,6 +50,16 @@ def training_columns(train: Manifest, classes: tuple[str, ...]) -> tuple[np.ndar
     return matrix, absent
 
 
+def resampling_clusters(manifest: Manifest) -> tuple[np.ndarray | None, str]:
+    """What a bootstrap keeps together: patients when the labels name them, else studies, else nothing (images)."""
+    if manifest.patients is not None:
+        return manifest.patients, "patient"
+    studies = manifest.metadata()["study"]
+    if studies.notna().any():
+        return studies.to_numpy(dtype=object), "study"
+    return None, "image"
+
+
 def evaluate(
     pred: Predictions,
     labels: Manifest,
@@ -78,8 +88,12 @@ def evaluate(
         train_matrix, absent = training_columns(train, classes)
         if absent:
             notes.append(f"no training column for {absent}: their prevalence counts as 0 (tail)")
-    if bootstrap and labels.patients is None and resample != "image":
-        notes.append(f"{labels.name} has no patient column: the bootstrap resamples images, not patients")
+    clusters, kind = resampling_clusters(labels)
+    if bootstrap and resample != "image" and kind != "patient":
+        notes.append(
+            f"{labels.name} has no patient column: the bootstrap resamples "
+            + ("whole studies (StudyID)" if kind == "study" else "images, not patients")
+        )
     report, inputs = compute_report_with_inputs(
         y,
         scores,
@@ -90,8 +104,9 @@ def evaluate(
         bootstrap=bootstrap,
         seed=seed,
         progress=progress,
-        patients=labels.patients,
+        patients=clusters,
         resample=resample,
+        cluster_kind=kind,
         scorer=scorer,
         class_thresholds=class_thresholds,
     )

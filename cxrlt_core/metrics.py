@@ -611,6 +611,7 @@ def compute_report_with_inputs(
     resample: str = "auto",
     scorer: Scorer | str | None = None,
     class_thresholds: Mapping[str, float] | np.ndarray | None = None,
+    cluster_kind: str = "patient",
 ) -> tuple[dict[str, object], ReportInputs]:
     """:func:`compute_report` and the :class:`ReportInputs` (with the bootstrap samples) behind it."""
     labels, scores, names = check_inputs(labels, scores, class_names)
@@ -629,7 +630,7 @@ def compute_report_with_inputs(
     if bootstrap:
         if bootstrap < 0:
             raise InputError(f"number of bootstrap resamples must be at least 1, got {bootstrap}")
-        design = resample_design(labels.shape[0], patients, resample)
+        design = resample_design(labels.shape[0], patients, resample, kind=cluster_kind)
         inputs.samples = _run_bootstrap(labels, scores, design, bootstrap, seed, thresholds, chosen.bins, progress)
         _add_intervals(report, inputs)
     return report, inputs

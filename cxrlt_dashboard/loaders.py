@@ -7,7 +7,7 @@ import streamlit as st
 from cxrlt_core.audit import AuditResult, audit
 from cxrlt_core.comparison import Comparison, compare
 from cxrlt_core.data.manifest import Manifest, read_manifest
-from cxrlt_core.evaluation import Evaluation, evaluate
+from cxrlt_core.evaluation import Evaluation, evaluate, resampling_clusters
 from cxrlt_core.labels import LabelSpace
 from cxrlt_core.predictions import Predictions, align_to_labels, read_predictions
 from cxrlt_core.scorers import get_scorer
@@ -68,5 +68,7 @@ def subgroup_audit(
     """``cxrlt_core.audit.audit`` of one predictions file on the labels' metadata."""
     labels = manifest(labels_path, labels_mtime)
     scores, y, classes = align_to_labels(predictions(pred_path, pred_mtime), labels)
-    return audit(y, scores, classes, labels.metadata(), by=by, patients=labels.patients, thresholds=threshold,
-                 normal=labels.label_space.normal, n_resamples=bootstrap, resample=resample)  # fmt: skip
+    clusters, kind = resampling_clusters(labels)
+    return audit(y, scores, classes, labels.metadata(), by=by, patients=clusters, thresholds=threshold,
+                 normal=labels.label_space.normal, n_resamples=bootstrap, resample=resample,
+                 cluster_kind=kind)  # fmt: skip

@@ -62,3 +62,14 @@ def test_compare_cli(tmp_path: Path, capsys) -> None:
     assert out.is_file()
     assert main(["compare", str(a), str(tmp_path / "missing.csv"), "--labels", str(labels)]) == 1
     assert "error:" in capsys.readouterr().err
+
+
+def test_without_patients_whole_studies_are_resampled(tmp_path: Path) -> None:
+    a, _, labels = _files(tmp_path)
+    frame = pd.read_csv(labels)
+    frame.rename(columns={"PatientID": "StudyID"}).to_csv(labels, index=False)  # 3 images per study
+    result = compare_files(a, a, labels, bootstrap=20)
+    assert result.bootstrap["unit"] == "study" and result.bootstrap["clusters"] == 80
+    assert any("whole studies" in note for note in result.notes)
+    frame.drop(columns=["PatientID"]).to_csv(labels, index=False)
+    assert compare_files(a, a, labels, bootstrap=20).bootstrap["unit"] == "image"

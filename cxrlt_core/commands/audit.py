@@ -42,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from cxrlt_core.data.manifest import read_manifest
     from cxrlt_core.data.metadata import parse_column_map
     from cxrlt_core.errors import InputError
+    from cxrlt_core.evaluation import resampling_clusters
     from cxrlt_core.inference.thresholds import load_thresholds
     from cxrlt_core.predictions import align_to_labels, read_predictions
 
@@ -56,9 +57,10 @@ def run(args: argparse.Namespace) -> int:
     if args.thresholds:
         thresholds = load_thresholds(args.thresholds).for_classes(classes)
     by = [part.strip() for part in args.by.split(",") if part.strip()]
-    result = audit(y, scores, classes, labels.metadata(), by=by, patients=labels.patients, thresholds=thresholds,
+    clusters, kind = resampling_clusters(labels)
+    result = audit(y, scores, classes, labels.metadata(), by=by, patients=clusters, thresholds=thresholds,
                    normal=labels.label_space.normal, n_resamples=args.bootstrap, seed=args.seed,
-                   resample=args.resample)  # fmt: skip
+                   resample=args.resample, cluster_kind=kind)  # fmt: skip
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
     print(f"{args.pred} vs {args.labels}: {len(y)} images, {len(classes)} classes")
