@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+TITLE_JS = "() => { const h = document.querySelector('h1'); return h ? h.innerText : ''; }"
 BUSY = '[data-testid="stStatusWidget"], [data-testid="stSpinner"]'
 
 
@@ -34,14 +35,22 @@ def workspace_field(page: Any) -> Any:
 
 
 def click_sidebar_page(page: Any, title: str, timeout_s: float = 120.0) -> str:
-    """Click the sidebar entry ``title``; returns the page's h1 once drawn ('' when the page stays blank)."""
+    """Click the sidebar entry ``title``; returns the new page's h1 once its run has ended ('' for a blank page).
+
+    Every page has its own title, so the new page is drawn when the h1 differs from the one before the click.
+    """
+    before = page.evaluate(TITLE_JS)
     page.locator('[data-testid="stSidebarNav"]').get_by_text(title, exact=True).click()
     try:
-        page.locator("h1").first.wait_for(timeout=timeout_s * 1000)
-    except Exception:  # noqa: BLE001 - a blank page is reported by the empty title
+        page.wait_for_function(
+            "before => { const h = document.querySelector('h1'); return h && h.innerText !== before; }",
+            arg=before,
+            timeout=timeout_s * 1000,
+        )
+    except Exception:  # noqa: BLE001 - no new title within the time: a blank page
         return ""
     settle(page, timeout_s)
-    return page.locator("h1").first.inner_text()
+    return page.evaluate(TITLE_JS)
 
 
 def page_height(page: Any) -> int:
@@ -81,26 +90,23 @@ def move_slider(page: Any, label: str, steps: int = 1) -> None:
         slider.press("ArrowRight")
 
 
-def type_into_cell(page: Any, grid: Any, row: int, text: str, column_x: int = 60) -> None:
-    """Open row ``row`` of a ``st.data_editor`` grid for editing and type ``text`` over it (not yet committed).
+def type_into_cell(page: Any, grid: Any, row: int, text: str, column_x: int = 60) -> Any:
+    """Open row ``row`` of a ``st.data_editor`` grid in its cell editor and type ``text`` over it (not committed).
 
-    The grid is drawn on a canvas: cells are found by position (35 px rows under a 35 px header). Short pauses let
-    the grid take the selection and open its editor, as a person's clicks would.
+    The grid is drawn on a canvas: the cell is found by position (35 px rows under a 35 px header) and opened with
+    a double click; its editor is a real text area. Returns that text area (press Enter in it to commit).
     """
     box = grid.bounding_box()
-    page.mouse.click(box["x"] + column_x, box["y"] + 35 + 35 * row + 17)
-    page.wait_for_timeout(300)
-    page.keyboard.press("Enter")  # open the cell editor on the current text
-    page.wait_for_timeout(300)
-    page.keyboard.press("ControlOrMeta+a")
-    page.keyboard.type(text)
-    page.wait_for_timeout(200)
+    page.mouse.dblclick(box["x"] + column_x, box["y"] + 35 + 35 * row + 17)
+    editor = page.locator("textarea.gdg-input")
+    editor.wait_for(timeout=30_000)
+    editor.fill(text)
+    return editor
 
 
 def edit_grid_cell(page: Any, grid: Any, row: int, text: str) -> None:
     """Replace the text of row ``row`` of a ``st.data_editor`` grid and commit it (Enter)."""
-    type_into_cell(page, grid, row, text)
-    page.keyboard.press("Enter")
+    type_into_cell(page, grid, row, text).press("Enter")
 
 
 def unsaved_changes(page: Any) -> str:

@@ -242,3 +242,28 @@ def test_an_export_never_overwrites_silently(tmp_path):
         export_task1(ws, ["r"], tmp_path / "test.csv", "sub")
     with pytest.raises(InputError, match="invalid export name"):
         export_files(ws, "../x")
+
+
+def test_run_prediction_manifests_are_the_held_out_split_and_test_csv(tmp_path):
+    from cxrlt_core.data.manifest import read_manifest
+    from cxrlt_core.data.splits import patient_grouped_split
+    from cxrlt_core.run_predictions import prediction_manifests
+
+    ws = Workspace.open(tmp_path / "ws")
+    data = ws.dataset("d")
+    (data / "images").mkdir(parents=True)
+    rows = ["ImageID,PatientID,A,B"] + [f"{i}.png,p{i // 2},{i % 2},{(i // 3) % 2}" for i in range(40)]
+    (data / "train.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    (data / "test.csv").write_text("ImageID\nt1.png\nt2.png\n", encoding="utf-8")
+    run = ws.run("r")
+    run.mkdir(parents=True)
+    recipe = "data:\n  train_csv: ${workspace}/datasets/d/train.csv\n  image_root: ${workspace}/datasets/d/images\n"
+    recipe += "  val_fraction: 0.25\n  split_seed: 3\n"
+    (run / "config.yaml").write_text(recipe, encoding="utf-8")
+    manifests = prediction_manifests(run, ws.root)
+    full = read_manifest(data / "train.csv", image_root=data / "images")
+    _, val_idx = patient_grouped_split(full, 0.25, seed=3, labels=full.labels)
+    assert list(manifests["val"].ids) == list(full.ids[val_idx])  # exactly the images training held out
+    assert list(manifests["test"].ids) == ["t1.png", "t2.png"]
+    with pytest.raises(InputError, match="no config.yaml"):
+        prediction_manifests(ws.run("missing"), ws.root)
