@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import math
 import os
+import socket
 import time
 from pathlib import Path
 from typing import Any
 
+from cxrlt_core.jobs import process_alive
 from cxrlt_core.runs import heartbeat_age, is_stale, list_runs, read_metrics, read_status, training_state_path
 from cxrlt_core.workspace import Workspace
 
@@ -120,6 +122,14 @@ def run_table(workspace: Workspace) -> list[dict[str, Any]]:
     return [run_row(run) for run in list_runs(workspace)]
 
 
+def busy(status: dict[str, Any]) -> bool:
+    """The run can still change: queued or running (not stale), or its process on this host is still at work (a
+    finished run writing its predictions)."""
+    if status.get("state") in LIVE_STATES and not is_stale(status):
+        return True
+    return status.get("host") == socket.gethostname() and process_alive(status)
+
+
 def any_live(workspace: Workspace) -> bool:
-    """Some run of the workspace is queued or running (and not stale)."""
-    return any(run["state"] in LIVE_STATES and not run["stale"] for run in list_runs(workspace))
+    """Some run of the workspace can still change (:func:`busy`)."""
+    return any(busy(run["status"]) for run in list_runs(workspace))

@@ -12,7 +12,7 @@ from cxrlt_core.errors import CxrltError
 from cxrlt_core.recipe_cards import card_markdown, parse_card
 from cxrlt_core.recipe_form import available_recipes, form_overrides
 from cxrlt_core.run_predictions import write_run_predictions
-from cxrlt_core.run_progress import LIVE_STATES, any_live, eta_seconds, progress_label, resumable, run_table
+from cxrlt_core.run_progress import LIVE_STATES, any_live, busy, eta_seconds, progress_label, resumable, run_table
 from cxrlt_core.runs import LOG_FILE, checkpoint_path, is_stale, new_run_name, read_metrics, read_status
 from cxrlt_dashboard.common import RUN_COLUMNS, cli_hint, error_box, keep, kept_value, page_setup
 
@@ -119,7 +119,7 @@ def _actions(run_name: str, status: dict) -> None:
     """Stop, Resume and Write predictions, each enabled only when it can do something."""
     run_dir = workspace.run(run_name)
     live = status.get("state") in LIVE_STATES and not is_stale(status)
-    busy = live or jobs.process_alive(status)  # a finished run may still be writing its predictions
+    working = busy(status)  # a finished run may still be writing its predictions
     has_best = checkpoint_path(run_dir, "best").is_file()
     stop_col, resume_col, predict_col = st.columns(3)
     if stop_col.button("Stop run", key="stop_run", disabled=not live):
@@ -140,7 +140,7 @@ def _actions(run_name: str, status: dict) -> None:
             st.rerun()
         except CxrltError as exc:
             error_box(exc)
-    if predict_col.button("Write val / test predictions", key="predict_run", disabled=busy or not has_best):
+    if predict_col.button("Write val / test predictions", key="predict_run", disabled=working or not has_best):
         bar = st.progress(0.0, text="predicting")
         try:
             written = write_run_predictions(

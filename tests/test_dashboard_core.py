@@ -267,3 +267,13 @@ def test_run_prediction_manifests_are_the_held_out_split_and_test_csv(tmp_path):
     assert list(manifests["test"].ids) == ["t1.png", "t2.png"]
     with pytest.raises(InputError, match="no config.yaml"):
         prediction_manifests(ws.run("missing"), ws.root)
+
+
+def test_a_finished_run_still_writing_its_predictions_is_busy():
+    from cxrlt_core.run_progress import busy
+
+    here = {"host": socket.gethostname()}
+    assert busy({"state": "finished", "pid": os.getpid(), **here})  # its process is still at work
+    assert not busy({"state": "finished", "pid": 2**22 + 7, **here})  # no such process
+    assert not busy({"state": "finished", "pid": os.getpid(), "host": "elsewhere"})
+    assert busy({"state": "running", "pid": os.getpid(), "heartbeat": time.time(), **here})
