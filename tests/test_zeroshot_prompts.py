@@ -159,3 +159,14 @@ def test_diff_lists_added_and_removed_prompts():
         "- Bulla: 'a large bulla'",
         "+ Bulla: 'giant bulla'",
     ]
+
+
+def test_shipped_prompt_sets_load_by_name_with_their_own_label_space(tmp_path, monkeypatch):
+    from cxrlt_core.zeroshot.prompts import PACKAGED_SETS, load_prompt_set
+
+    monkeypatch.chdir(tmp_path)  # no file called "default" or "demo" here
+    for name in PACKAGED_SETS:
+        prompt_set = load_prompt_set(name)
+        assert prompt_set.label_space == "cxrlt2026" and len(prompt_set.classes) == 6
+    (tmp_path / "demo").write_text("classes: {Bulla: [a bulla]}\n")  # a file of that name wins
+    assert list(load_prompt_set("demo", label_space="cxrlt2026").classes) == ["Bulla"]

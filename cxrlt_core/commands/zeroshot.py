@@ -33,7 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     predict.add_argument("--model", required=True, metavar="SPEC", help="open_clip model spec")
     predict.add_argument("--checkpoint", metavar="FILE", help="weights file for a bare architecture --model")
     predict.add_argument("--tokenizer", metavar="NAME", help="open_clip tokenizer overriding the model's (ViT-L-14)")
-    predict.add_argument("--prompts", metavar="P.yaml", help="prompt set YAML")
+    predict.add_argument(
+        "--prompts", metavar="P.yaml|NAME", help="prompt set YAML, or a shipped set by name: default, demo"
+    )
     predict.add_argument("--labels", required=True, metavar="TEST.csv", help="CSV with the ImageIDs to score")
     predict.add_argument("--images", required=True, metavar="DIR", help="folder the ImageIDs are relative to")
     predict.add_argument("--out", required=True, metavar="PRED", help="predictions .csv or .parquet to write")

@@ -62,6 +62,8 @@ CLASS_KEYS = ("prompts", "negatives")
 MAX_PROMPT_CHARS = 1000
 DEFAULT_SET = "default_prompts.yaml"
 DEMO_SET = "demo_prompts.yaml"
+#: Prompt sets shipped with the package (``cxrlt_core/zeroshot/*.yaml``), by name.
+PACKAGED_SETS = {"default": DEFAULT_SET, "demo": DEMO_SET}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -291,7 +293,10 @@ def parse_prompt_set(
 def load_prompt_set(
     path: str | os.PathLike[str], label_space: LabelSpace | str | None = None, allowed: str = "unseen"
 ) -> PromptSet:
-    """Read and validate a prompt-set YAML file (``yaml.safe_load``: no code runs)."""
+    """Read and validate a prompt-set YAML file (``yaml.safe_load``: no code runs), or a set shipped with the
+    package by name (:data:`PACKAGED_SETS`: ``default``, ``demo``) when no such file exists."""
+    if str(path) in PACKAGED_SETS and not Path(path).is_file():
+        return _packaged(PACKAGED_SETS[str(path)], label_space, allowed)
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
