@@ -99,7 +99,7 @@ def export_task1(
 
     Files: ``W/exports/<name>.predictions.parquet`` and ``W/exports/<name>.csv``.
     """
-    from cxrlt_core.inference.predict import predict
+    from cxrlt_core.inference.predict import predict  # torch loads on the first export, not with the Export page
 
     _refuse_overwrite(workspace, name, overwrite)
     if not runs:
@@ -154,7 +154,7 @@ def export_task2(
 
     The label space is the test data set's when it names unseen classes, else the prompt set's.
     """
-    from cxrlt_core.zeroshot.predict import predict_zero_shot
+    from cxrlt_core.zeroshot.predict import predict_zero_shot  # open_clip loads on the first Task 2 export
     from cxrlt_core.zeroshot.prompts import PromptStore
 
     _refuse_overwrite(workspace, name, overwrite)
