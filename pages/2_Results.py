@@ -18,6 +18,7 @@ from cxrlt_core.evaluation import (
     per_class_frame,
 )
 from cxrlt_core.metrics import precision_recall_curve, reliability_curve
+from cxrlt_core.recipes_leaderboard import leaderboard_path, leaderboard_table
 from cxrlt_core.scorers import SCORERS
 from cxrlt_dashboard import loaders
 from cxrlt_dashboard.common import cli_hint, dataset_csvs, error_box, mtime, page_setup
@@ -25,6 +26,11 @@ from cxrlt_dashboard.common import cli_hint, dataset_csvs, error_box, mtime, pag
 BUCKET_COLOURS = {"head": "#1f77b4", "medium": "#ff7f0e", "tail": "#d62728", "": "#7f7f7f"}
 
 workspace = page_setup("Results")
+if leaderboard_path(workspace.root).is_file():
+    with st.expander("Recipes on the demo data (benchmarks/recipes_demo.py)"):
+        board = leaderboard_table(leaderboard_path(workspace.root))
+        st.dataframe(board.style.format(precision=3, na_rep=""), hide_index=True)
+        cli_hint("python benchmarks/recipes_demo.py --workspace <workspace> --seeds 0 1 2")
 prediction_files = {str(p.relative_to(workspace.root)): p for p in workspace.list_predictions()}
 csvs = dataset_csvs(workspace)
 if not prediction_files or not csvs:
