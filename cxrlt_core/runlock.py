@@ -56,13 +56,20 @@ def live_holder(folder: str | os.PathLike[str]) -> dict[str, Any] | None:
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
-        return read_lock(folder) or {"what": "a writer"}
+        holder = read_lock(folder) or {"what": "a writer"}
+        # a killed holder's forked loader workers keep its lock for the seconds they take to notice: not a writer
+        return None if _holder_dead_here(holder) else holder
     except OSError:  # no locking on this file system: judge by the pid
         holder = read_lock(folder)
         return holder if holder and _pid_holder_alive(holder) else None
     finally:
         os.close(fd)
     return None
+
+
+def _holder_dead_here(holder: dict[str, Any]) -> bool:
+    """The recorded holder ran on this host and is gone (its lock may still be held by its forked children)."""
+    return holder.get("host") == socket.gethostname() and "identity" in holder and not alive(str(holder["identity"]))
 
 
 def _pid_holder_alive(holder: dict[str, Any]) -> bool:
@@ -77,17 +84,25 @@ def describe_holder(holder: dict[str, Any]) -> str:
     return f"{holder.get('what', 'a writer')} by pid {holder.get('pid')} on host {holder.get('host')} since {since}"
 
 
-def _flock_briefly(fd: int, tries: int = 10, pause_s: float = 0.05) -> None:
-    """An exclusive flock, retried for half a second: a reader's brief shared lock (:func:`live_holder`) is not a
-    holder."""
-    for attempt in range(tries):
+ORPHAN_WAIT_S = 20.0
+"""How long to wait for the forked children of a dead holder (DataLoader workers notice within ~5 s) to let go."""
+
+
+def _flock_briefly(fd: int, folder: Path, tries: int = 10, pause_s: float = 0.05) -> None:
+    """An exclusive flock, retried for half a second (a reader's brief shared lock, :func:`live_holder`, is not a
+    holder), and for up to :data:`ORPHAN_WAIT_S` while the recorded holder is dead but its children still hold it."""
+    deadline = time.monotonic() + ORPHAN_WAIT_S
+    attempt = 0
+    while True:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return
         except BlockingIOError:
-            if attempt == tries - 1:
+            attempt += 1
+            orphaned = _holder_dead_here(read_lock(folder) or {})
+            if (attempt >= tries and not orphaned) or time.monotonic() > deadline:
                 raise
-            time.sleep(pause_s)
+            time.sleep(pause_s if not orphaned else 0.25)
 
 
 class RunLock:
@@ -109,7 +124,7 @@ class RunLock:
         for _ in range(5):
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
-                _flock_briefly(fd)
+                _flock_briefly(fd, self.folder)
             except BlockingIOError:
                 os.close(fd)
                 holder = read_lock(self.folder) or {"what": "a writer"}

@@ -8,6 +8,8 @@ dropped from its batch by :func:`collate_batch` and reported (index, file, reaso
 from __future__ import annotations
 
 import dataclasses
+import multiprocessing
+import random
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -81,9 +83,34 @@ class CxrDataset(torch.utils.data.Dataset):
         if self.mean.numel() != self.std.numel():
             raise InputError(f"mean has {self.mean.numel()} channels but std has {self.std.numel()}")
         self.augment = build_train_augment(augment or AugmentConfig(), preprocess.height, seed) if train else None
+        self.seed = int(seed or 0)
+        # The epoch, shared with (persistent) loader workers: each process reseeds its augmentation at the start
+        # of an epoch from (seed, epoch, worker), so a resumed run draws what an uninterrupted one does.
+        self._epoch = multiprocessing.RawValue("q", -1)
+        self._seeded_epoch = -1
 
     def __len__(self) -> int:
         return len(self.manifest)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Start epoch ``epoch``: the augmentation of every process is reseeded from ``(seed, epoch, worker)``."""
+        self._epoch.value = int(epoch)
+
+    def _reseed_for_epoch(self) -> None:
+        """Seed of this process's augmentation (and, in a worker, its global RNGs) for the current epoch:
+        ``SeedSequence([seed, epoch, worker + 1])`` (worker -1 is the main process), independent of the past."""
+        epoch = int(self._epoch.value)
+        if epoch < 0 or epoch == self._seeded_epoch or self.augment is None:
+            return
+        info = torch.utils.data.get_worker_info()
+        worker = info.id if info is not None else -1
+        seed = int(np.random.SeedSequence([self.seed, epoch, worker + 1]).generate_state(1)[0])
+        self.augment.set_random_seed(seed)
+        if info is not None:  # a worker's own global RNGs; the main process's belong to the training loop
+            random.seed(seed)
+            np.random.seed(seed)
+            torch.manual_seed(seed)
+        self._seeded_epoch = epoch
 
     def reseed(self, seed: int) -> None:
         """Reseed the augmentation (called once in each DataLoader worker)."""
@@ -117,6 +144,7 @@ class CxrDataset(torch.utils.data.Dataset):
             if self.on_error == "raise":
                 raise
             return None, str(exc), int(index)
+        self._reseed_for_epoch()
         image = apply_augment(self.augment, image)
         return self.to_tensor(image), torch.from_numpy(self.labels[index]), int(index)
 

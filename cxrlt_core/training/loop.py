@@ -521,6 +521,9 @@ class Trainer:
 
         r = self.recipe
         self.sampler.set_epoch(epoch)
+        set_data_epoch = getattr(self.train_loader.dataset, "set_epoch", None)
+        if set_data_epoch is not None:
+            set_data_epoch(epoch)  # augmentation reseeded per epoch: a resumed run equals an uninterrupted one
         self.forward_model.train()
         if phase == 3:
             self.model.backbone.eval()  # cRT: the frozen backbone's normalisation statistics stay as they are
