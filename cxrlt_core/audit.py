@@ -9,10 +9,11 @@ finding called positive.
 
 Intervals resample patients (images when no patient is known) of the whole set: every group sees the same drawn
 patients, so the *gap* of a group to the rest of its attribute (group - rest) is a paired difference with its own
-95 % interval. A gap is flagged only when that interval excludes 0. Macro means run over the classes with a positive
-in both the group and the rest, so a gap never compares different class sets (a resample where one of them has no
-positive has no macro figure). A gap is never flagged for a side with fewer than 5 patients, nor when it is
-undefined in more than 5 % of the resamples (a group with one image with a finding is missed by a third of them).
+95 % interval. A gap is flagged only when that interval excludes 0. Macro means run over the classes with at least
+5 positives and 5 negatives in both the group and the rest, so a gap never compares different class sets (a
+resample where one of them has no positive has no macro figure). A gap is never flagged for a side with fewer than
+5 patients, nor when it is undefined in more than 5 % of the resamples (a group with one image with a finding is
+missed by a third of them).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from cxrlt_core.bootstrap import (
     count_blocks,
     nan_mean,
     percentile_interval,
+    plural,
     resample_design,
 )
 from cxrlt_core.errors import InputError
@@ -43,6 +45,7 @@ MACRO_FIGURES = {"ap": "mAP", "auc": "mAUC", "tpr": "mean TPR", "fpr": "mean FPR
 UNDERDIAGNOSIS = "underdiagnosis"
 MIN_PATIENTS = 5
 MIN_DEFINED = 0.95  # share of resamples in which a gap must be defined to be flagged
+MIN_CLASS_COUNT = 5  # positives and negatives a class needs on both sides to enter the macro means
 
 
 def age_band(age: pd.Series, edges: Sequence[float] = AGE_EDGES) -> pd.Series:
@@ -101,7 +104,8 @@ def _rates(y: np.ndarray, s: np.ndarray, weights: np.ndarray, thresholds: np.nda
 def _figures(y, s, design, thresholds, normal, n_resamples, seed) -> _Samples:
     metrics = per_class_metrics(y, s, threshold=thresholds)
     tpr, fpr, under = _rates(y, s, np.ones((len(y), 1), np.float32), thresholds, normal)
-    point = {"ap": metrics.ap, "auc": metrics.auc, "tpr": tpr[0], "fpr": fpr[0], UNDERDIAGNOSIS: under[0]}
+    point = {"ap": metrics.ap, "auc": metrics.auc, "tpr": tpr[0], "fpr": fpr[0], UNDERDIAGNOSIS: under[0],
+             "n_pos": metrics.n_pos, "n_neg": metrics.n_neg}  # fmt: skip
     boot: dict[str, Any] = {}
     if n_resamples:
         samples = bootstrap_figures(y, s, design, n_resamples, seed, thresholds)
@@ -164,8 +168,11 @@ def _strict_mean(values: np.ndarray) -> np.ndarray:
 def _group_rows(
     attribute: str, group: str, group_s: _Samples, rest_s: _Samples, classes: list[str], sizes: dict, can_flag: bool
 ) -> tuple[dict, list[dict]]:
-    # Classes with a positive and a negative on both sides (AUC defined): an all-positive class has AP 1 trivially.
-    shared = ~np.isnan(group_s.point["auc"]) & ~np.isnan(rest_s.point["auc"])
+    # Classes with MIN_CLASS_COUNT positives and negatives on both sides: AUC defined (an all-positive class has AP 1
+    # trivially) and present in nearly every resample, so the macro means average the same classes throughout.
+    shared = np.ones(len(classes), bool)
+    for side in (group_s, rest_s):
+        shared &= (side.point["n_pos"] >= MIN_CLASS_COUNT) & (side.point["n_neg"] >= MIN_CLASS_COUNT)
     summary: dict[str, Any] = {"attribute": attribute, "group": group, **sizes, "classes in means": int(shared.sum())}
     boot = bool(group_s.boot)
     for figure, label in MACRO_FIGURES.items():
@@ -258,7 +265,7 @@ def _has_finding(labels: np.ndarray, normal: int | None) -> np.ndarray:
 def format_audit(result: AuditResult) -> str:
     """The summary table for the terminal: sizes, macro figures with intervals, gaps (* = interval excludes 0)."""
     lines = [
-        f"95 % intervals over {result.bootstrap['resamples']} resamples of {result.bootstrap['unit']}s; "
+        f"95 % intervals over {result.bootstrap['resamples']} resamples of {plural(result.bootstrap['unit'])}; "
         "gap = group - rest of the attribute, * = gap interval excludes 0",
         f"{'attribute':<9} {'group':<10} {'images':>6} {'patients':>8} {'finding':>7}  "
         f"{'mAP [95% CI] gap':<30} {'mAUC [95% CI] gap':<30} {'mean TPR':<30} {'mean FPR':<30} {'underdiagnosis':<30}",

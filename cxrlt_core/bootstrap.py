@@ -76,6 +76,11 @@ def resample_design(
     return ResampleDesign(codes.astype(np.int64), len(uniques), kind)
 
 
+def plural(unit: str) -> str:
+    """``patients``, ``studies``, ``images``: the resampling unit in a sentence."""
+    return "studies" if unit == "study" else f"{unit}s"
+
+
 def cluster_draws(n_clusters: int, n_resamples: int, seed: int = 0) -> Iterator[np.ndarray]:
     """The clusters drawn by each resample: ``n_clusters`` draws with replacement (see module docstring)."""
     rng = np.random.default_rng(seed)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cxrlt_core.bootstrap import FIGURES, percentile_interval, two_sided_p
+from cxrlt_core.bootstrap import FIGURES, percentile_interval, plural, two_sided_p
 from cxrlt_core.data.manifest import Manifest, read_manifest
 from cxrlt_core.errors import InputError
 from cxrlt_core.evaluation import Evaluation, evaluate
@@ -149,8 +149,8 @@ def format_comparison(comparison: Comparison, figure: str = "ap") -> str:
     lines = [
         f"A = {comparison.name_a}",
         f"B = {comparison.name_b}",
-        f"delta = B - A; 95 % paired intervals over {boot['resamples']} resamples of {boot['unit']}s "
-        f"({boot['clusters']} {boot['unit']}s), seed {boot['seed']}; * = interval excludes 0",
+        f"delta = B - A; 95 % paired intervals over {boot['resamples']} resamples of {plural(boot['unit'])} "
+        f"({boot['clusters']} {plural(boot['unit'])}), seed {boot['seed']}; * = interval excludes 0",
         "",
         f"{'figure':<8} {'A':>7} {'B':>7} {'delta':>8} {'95% interval':>19} {'p':>6}",
     ]

@@ -8,6 +8,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from cxrlt_core.audit import ATTRIBUTES, MACRO_FIGURES, UNDERDIAGNOSIS
+from cxrlt_core.bootstrap import plural
 from cxrlt_core.comparison import sorted_deltas
 from cxrlt_core.evaluation import (
     PREVALENCE_EVAL,
@@ -101,7 +102,7 @@ if "bootstrap" in report:
     boot = report["bootstrap"]
     st.caption(
         "95 % intervals: " + ", ".join(f"{k} {_ci(report[f'{k}_ci'])}" for k in ("mAP", "mAUC", "mF1", "mECE"))
-        + f" over {boot['resamples']} resamples of {boot['unit']}s ({boot['clusters']} {boot['unit']}s)."
+        + f" over {boot['resamples']} resamples of {plural(boot['unit'])} ({boot['clusters']} {plural(boot['unit'])})."
     )  # fmt: skip
 if report["skipped"]:
     st.caption(f"Skipped (no positive in these labels): {', '.join(report['skipped'])}")
@@ -220,7 +221,7 @@ if other != "(none)":
         f"{len(clear)} of {len(deltas)} classes differ beyond bootstrap noise (their interval excludes 0): "
         + (", ".join(f"{c} ({d:+.3f})" for c, d in zip(clear["class"], clear["delta"])) or "none")
         + f". {figure.upper()}: {better} is better. Same {comparison.bootstrap['resamples']} resamples of "
-        f"{comparison.bootstrap['unit']}s for both files."
+        f"{plural(comparison.bootstrap['unit'])} for both files."
     )  # fmt: skip
     st.dataframe(deltas.drop(columns=["figure", "verdict"]).style.format(precision=3, na_rep="–"), hide_index=True)
     cli_hint(f"cxrlt compare {pred_path} {other_path} --labels {labels_path} --bootstrap {paired_resamples}")
@@ -256,7 +257,7 @@ else:
         st.caption(
             f"Threshold {threshold:.2f} for TPR, FPR and underdiagnosis (an image with a finding called Normal). "
             f"Gap = group − rest of the attribute, flagged only when its paired interval excludes 0; "
-            f"{audited.bootstrap['resamples']} resamples of {audited.bootstrap['unit']}s."
+            f"{audited.bootstrap['resamples']} resamples of {plural(audited.bootstrap['unit'])}."
         )
         for note in audited.notes:
             st.caption(f"Note: {note}")
