@@ -5,6 +5,7 @@ Streamlit's AppTest runs each page script in this process (no browser); ``test_b
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 
@@ -148,6 +149,11 @@ def test_prompts_edit_changes_a_class_ap(page):
     assert len(changed) > 0, table
     assert ((changed["ΔAP"] - (changed["AP"] - changed["AP saved"])).abs() < 1e-12).all()
     assert any("~ scoring" in c.value for c in app.code)  # listed among the unsaved changes
+    dist = next(s for s in app.selectbox if s.label == "Score distribution of")
+    last = dist.options[-1]
+    dist.set_value(last).run()
+    title = json.loads(app.get("plotly_chart")[0].proto.spec)["layout"]["title"]["text"]
+    assert title.startswith(f"{last}: AP")  # the histogram follows the chosen class
 
 
 def test_inspect_shows_probabilities_and_overlays(page):
