@@ -104,10 +104,11 @@ def _mapping(value: Any, required: tuple[str, ...], source: str, key: str) -> di
 
 
 def recipes_dir() -> Path:
-    """The folder of the shipped recipes (``train_jobs/``)."""
-    from cxrlt_core.paths import REPO_ROOT
+    """The folder of the shipped recipes (the installed copy, else the source tree's ``train_jobs/``)."""
+    from cxrlt_core.recipes import SOURCE, recipe_dirs
 
-    return REPO_ROOT / "train_jobs"
+    folders = recipe_dirs()
+    return folders[0] if folders else SOURCE
 
 
 def read_card(path: str | os.PathLike[str]) -> RecipeCard:

@@ -39,5 +39,5 @@ def run_show(args: argparse.Namespace) -> int:
     card = find_card(args.name, args.folder)
     print(card_text(card))
     if card.path is not None:
-        print(f"\ntrain it: cxrlt train --config {card.path}")
+        print(f"\ntrain it: cxrlt train --config {card.path.stem}")
     return 0
