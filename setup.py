@@ -24,6 +24,9 @@ class BuildWithRecipes(build_py):
         target.mkdir(parents=True, exist_ok=True)
         for recipe in sorted(RECIPES.glob("*.yaml")):
             shutil.copyfile(recipe, target / recipe.name)
+        (target / "pipelines").mkdir(exist_ok=True)
+        for pipeline in sorted((RECIPES / "pipelines").glob("*.yaml")):
+            shutil.copyfile(pipeline, target / "pipelines" / pipeline.name)
 
 
 setup(cmdclass={"build_py": BuildWithRecipes})

@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "cxrlt_core.commands.compare",
     "cxrlt_core.commands.audit",
     "cxrlt_core.commands.submission",
+    "cxrlt_core.commands.pipeline",
     "cxrlt_core.commands.predict",
     "cxrlt_core.commands.predict_run",
     "cxrlt_core.commands.recipes",
