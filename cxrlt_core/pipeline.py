@@ -38,7 +38,17 @@ from cxrlt_core.models.classifier import TRANSFERS
 from cxrlt_core.recipes import recipe_dirs
 from cxrlt_core.workspace import Workspace, check_name
 
-__all__ = ["Pipeline", "Stage", "launch_pipeline", "load_pipeline", "pipeline_names", "run_pipeline", "stage_states"]
+__all__ = [
+    "Pipeline",
+    "Stage",
+    "launch_pipeline",
+    "load_pipeline",
+    "display_pipeline_command",
+    "pipeline_names",
+    "run_pipeline",
+    "stage_states",
+    "stage_table",
+]
 
 PIPELINE_FOLDER = "pipelines"
 _TOP_KEYS = ("name", "description", "stages")
@@ -197,6 +207,21 @@ def stage_states(pipeline: Pipeline, workspace: str | os.PathLike[str] | None) -
     return out
 
 
+def stage_table(pipeline: Pipeline, workspace: str | os.PathLike[str] | None) -> list[dict[str, str]]:
+    """One row per stage for a table: stage, recipe, what it starts from, transfer, run and its state."""
+    return [
+        {
+            "stage": stage.name,
+            "recipe": stage.recipe,
+            "starts from": stage.pretrained or "—",
+            "transfer": stage.transfer or ("auto" if stage.pretrained else "—"),
+            "run": pipeline.run_name(stage),
+            "state": state,
+        }
+        for stage, state in stage_states(pipeline, workspace)
+    ]
+
+
 def run_pipeline(
     pipeline: Pipeline,
     workspace: str | os.PathLike[str] | None = None,
@@ -243,6 +268,13 @@ def pipeline_command(pipeline: Pipeline, workspace: Workspace) -> list[str]:
     """``cxrlt pipeline run FILE --workspace W`` with this interpreter."""
     source = str(pipeline.source) if pipeline.source is not None else pipeline.name
     return [sys.executable, "-m", "cxrlt_core.cli", "pipeline", "run", source, "--workspace", str(workspace.root)]
+
+
+def display_pipeline_command(pipeline: Pipeline, workspace: Workspace) -> str:
+    """The command as a person types it: ``cxrlt pipeline run NAME --workspace W``."""
+    from cxrlt_core.jobs import display_command
+
+    return display_command(pipeline_command(pipeline, workspace))
 
 
 def launch_pipeline(pipeline: Pipeline, workspace: Workspace) -> Path:

@@ -9,6 +9,7 @@ import streamlit as st
 from cxrlt_core import jobs
 from cxrlt_core.config import load_recipe
 from cxrlt_core.errors import CxrltError
+from cxrlt_core.pipeline import display_pipeline_command, launch_pipeline, load_pipeline, pipeline_names, stage_table
 from cxrlt_core.recipe_cards import card_markdown, parse_card
 from cxrlt_core.recipe_form import available_recipes, form_overrides
 from cxrlt_core.run_predictions import write_run_predictions
@@ -97,6 +98,29 @@ def _launch_form() -> None:
         except CxrltError as exc:
             error_box(exc)
     cli_hint(jobs.display_command(jobs.train_command(spec, workspace)))
+
+
+def _pipeline_form() -> None:
+    names = pipeline_names()
+    if not names:
+        return
+    with st.expander("Stage 1 → Stage 2 pipeline: chained runs, resumable per stage"):
+        name = st.selectbox("Pipeline", names, key="train_pipeline")
+        try:
+            chosen = load_pipeline(name)
+        except CxrltError as exc:
+            error_box(exc)
+            return
+        st.caption(chosen.description)
+        st.dataframe(pd.DataFrame(stage_table(chosen, workspace.root)), hide_index=True)
+        if st.button("Run pipeline", key="run_pipeline"):
+            try:
+                log = launch_pipeline(chosen, workspace)
+                st.session_state["train_notice"] = f"Pipeline {chosen.name} started; its log is {log}."
+                st.rerun()
+            except CxrltError as exc:
+                error_box(exc)
+        cli_hint(display_pipeline_command(chosen, workspace))
 
 
 def _curves(run_name: str, metrics: list[dict]) -> None:
@@ -188,6 +212,7 @@ def _runs_panel(was_live: bool) -> None:
 
 st.subheader("Launch a run")
 _launch_form()
+_pipeline_form()
 st.subheader("Runs")
 if notice := st.session_state.pop("train_notice", None):
     st.success(notice)

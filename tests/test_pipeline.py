@@ -129,3 +129,22 @@ def test_cli_pipeline_errors_are_one_line(tmp_path):
         cwd=REPO_ROOT,
     )
     assert result.returncode == 1 and result.stderr.startswith("error: ") and len(result.stderr.splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_train_page_lists_pipelines_and_their_stages(tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("CXRLT_WORKSPACE", str(tmp_path / "ws"))
+    monkeypatch.chdir(REPO_ROOT)
+    monkeypatch.setitem(sys.modules, "__main__", sys.modules["__main__"])
+    app = AppTest.from_file(str(REPO_ROOT / "pages" / "1_Train.py"), default_timeout=120)
+    app.run()
+    assert not app.exception, [e.message for e in app.exception]
+    picker = next(s for s in app.selectbox if s.label == "Pipeline")
+    assert picker.options == ["cxrlt2026_two_stage", "demo_two_stage"]
+    picker.set_value("demo_two_stage").run()
+    table = next(df.value for df in app.dataframe if "transfer" in df.value.columns)
+    assert list(table["run"]) == ["demo_two_stage-stage1", "demo_two_stage-mlp", "demo_two_stage-csra"]
+    assert list(table["transfer"]) == ["—", "keep_hidden", "reinit_head"] and set(table["state"]) == {"not started"}
+    assert any(b.label == "Run pipeline" for b in app.button)
