@@ -114,6 +114,14 @@ def map_on_image(heat: np.ndarray, preprocess: Any, image_shape: tuple[int, int]
     return resize_map(full, (height, width))
 
 
+def display_gray(image: np.ndarray) -> np.ndarray:
+    """A decoded radiograph (any dtype, gray or RGB) as the gray uint8 image shown under the maps (same size)."""
+    from cxrlt_core.data.images import to_gray, to_uint8
+
+    gray = to_gray(image, channel_order="rgb") if image.ndim == 3 else image
+    return gray if gray.dtype == np.uint8 else to_uint8(gray)
+
+
 def display_size(shape: tuple[int, int], longest: int = 512) -> tuple[int, int]:
     """(height, width) scaled so the longer side is at most ``longest``, keeping the aspect ratio."""
     height, width = int(shape[0]), int(shape[1])
@@ -135,12 +143,23 @@ def colour_bar(height: int, width: int = 56, colormap: int = cv2.COLORMAP_JET) -
     return panel
 
 
-def overlay_with_bar(image: np.ndarray, heat: np.ndarray, opacity: float = 0.45, longest: int = 512) -> np.ndarray:
+def overlay_with_bar(
+    image: np.ndarray,
+    heat: np.ndarray,
+    opacity: float = 0.45,
+    longest: int = 512,
+    box: Sequence[int] | None = None,
+) -> np.ndarray:
     """A map already on the image (``map_on_image``) blended over the gray uint8 ``image`` at display size, with a
-    colour bar on the right: the image's aspect ratio is kept."""
+    colour bar on the right: the image's aspect ratio is kept. ``box`` (``x0, y0, x1, y1`` in image pixels) is drawn
+    as a white rectangle."""
     size = display_size(image.shape[:2], longest)
     gray = cv2.resize(np.asarray(image), (size[1], size[0]), interpolation=cv2.INTER_AREA)
     blended = overlay(gray, resize_map(heat, size), opacity)
+    if box is not None:
+        scale = size[0] / image.shape[0]
+        x0, y0, x1, y1 = (int(round(v * scale)) for v in box)
+        cv2.rectangle(blended, (x0, y0), (max(x0, x1 - 1), max(y0, y1 - 1)), (255, 255, 255), 1)
     return np.concatenate([blended, colour_bar(size[0])], axis=1)
 
 

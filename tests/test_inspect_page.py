@@ -1,0 +1,48 @@
+"""The Inspect page on a tiny built workspace: model card, shift check, uncalibrated scores, maps that follow the
+Finding box (AppTest, no browser)."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from cxrlt_core.paths import REPO_ROOT
+
+pytestmark = pytest.mark.slow
+st_testing = pytest.importorskip("streamlit.testing.v1")
+
+
+@pytest.fixture
+def inspect_page(tiny_workspace, monkeypatch):
+    monkeypatch.setenv("CXRLT_WORKSPACE", str(tiny_workspace.root))
+    monkeypatch.chdir(REPO_ROOT)
+    monkeypatch.setitem(sys.modules, "__main__", sys.modules["__main__"])
+    app = st_testing.AppTest.from_file(str(REPO_ROOT / "pages" / "5_Inspect.py"), default_timeout=180)
+    app.run()
+    assert not app.exception, [e.message for e in app.exception]
+    return app
+
+
+def _text(app) -> str:
+    return "\n".join([m.value for m in app.markdown] + [c.value for c in app.caption])
+
+
+def test_card_shift_check_and_uncalibrated_scores_are_shown(inspect_page) -> None:
+    app = inspect_page
+    text = _text(app)
+    assert "Model card" in text and "M parameters" in text and "Intended use" in text and "synthetic phantom" in text
+    verdicts = [m.value for m in list(app.success) + list(app.warning)]
+    assert any("feature distance" in v for v in verdicts), verdicts  # the training run fitted the shift check
+    assert any("Uncalibrated" in c.value for c in app.caption)
+
+
+def test_maps_follow_the_finding_box(inspect_page) -> None:
+    app = inspect_page
+    box = next(s for s in app.selectbox if s.label == "Finding")
+    other = next(c for c in box.options if c != box.value)
+    box.set_value(other).run()
+    assert not app.exception
+    captions = [c.value for c in app.caption]
+    assert any(f"head map · {other}" in c for c in captions) and any(f"gradcam · {other}" in c for c in captions)
+    assert any("min-max normalised" in c for c in captions)
