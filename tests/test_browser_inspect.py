@@ -1,0 +1,90 @@
+"""The Inspect page in a real browser, one session: upload a real radiograph, see the model card and the input-shift
+warning, switch findings after the upload and see both maps follow.
+
+Needs Debian's chromium, playwright and the real data beside the clone (``shared_data``); skipped otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from cxrlt_core.workspace import Workspace
+from cxrlt_dashboard import journeys
+from cxrlt_dashboard.server import free_port, start_dashboard
+
+pytestmark = pytest.mark.slow
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, tiny_workspace):
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    pytest.importorskip("playwright.sync_api")
+    root = Workspace(Path(shutil.copytree(tiny_workspace.root, tmp_path_factory.mktemp("inspect_ws") / "demo"))).root
+    port = free_port()
+    log = open(tmp_path_factory.mktemp("streamlit") / "streamlit.log", "w+b")  # noqa: SIM115 - closed below
+    process = start_dashboard(root, port, log)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        process.kill()
+        log.seek(0)
+        pytest.fail("streamlit did not start: " + log.read().decode(errors="replace")[-2000:])
+    yield url
+    process.terminate()
+    process.wait(timeout=20)
+    log.close()
+
+
+def _captions(page) -> str:
+    return "\n".join(page.locator('[data-testid="stCaptionContainer"]').all_inner_texts())
+
+
+def test_upload_shows_card_and_shift_warning_and_maps_follow_the_finding(server, shared_data):
+    from playwright.sync_api import sync_playwright
+
+    radiograph = sorted((shared_data / "fullres-cxr-samples" / "images").glob("*.jpg"))[0]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        page = browser.new_context(viewport={"width": 1440, "height": 900}).new_page()
+        page.goto(f"{server}/Inspect", wait_until="domcontentloaded")
+        page.get_by_role("heading", name="Unseen findings (zero-shot scores)").wait_for(timeout=180_000)
+        journeys.settle(page)
+        card = page.get_by_text("Model card").first
+        assert card.is_visible()
+        assert page.get_by_text("Intended use").first.is_visible() and page.get_by_text("M parameters").count() >= 1
+
+        page.get_by_text("upload", exact=True).click()
+        journeys.settle(page)
+        page.locator('input[type="file"]').set_input_files(str(radiograph))
+        page.get_by_text("Input shift.").first.wait_for(timeout=180_000)  # the warning names the shift
+        journeys.settle(page)
+        warning = page.get_by_text("unlike the images the model was trained on").first
+        assert warning.is_visible()
+        assert radiograph.name in _captions(page)  # the maps are of the uploaded image
+
+        finding_box = page.locator('[data-testid="stSelectbox"]').filter(has_text="Finding").first
+        shown = finding_box.locator('[data-baseweb="select"]').inner_text().strip()
+        assert f"map · {shown}" in _captions(page)  # box and maps agree right after the upload
+        finding_box.locator('[data-baseweb="select"]').click()
+        options = page.locator('[role="option"]')
+        other = next(t.strip() for t in options.all_inner_texts() if t.strip() and t.strip() != shown)
+        options.filter(has_text=other).first.click()
+        journeys.settle(page)
+        captions = _captions(page)
+        assert f"head map · {other}" in captions and f"gradcam · {other}" in captions, captions
+        assert f"map · {shown} " not in captions
+        browser.close()
