@@ -50,7 +50,9 @@ def server(tmp_path_factory, tiny_workspace):
 
 
 def _captions(page) -> str:
-    return "\n".join(page.locator('[data-testid="stCaptionContainer"]').all_inner_texts())
+    """Captions of the page: ``st.caption`` elements and the captions under ``st.image``."""
+    selector = '[data-testid="stCaptionContainer"], [data-testid="stImageCaption"]'
+    return "\n".join(page.locator(selector).all_inner_texts())
 
 
 def test_upload_shows_card_and_shift_warning_and_maps_follow_the_finding(server, shared_data):
