@@ -6,6 +6,7 @@ Needs Debian's chromium, playwright and the real data beside the clone (``shared
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -55,7 +56,7 @@ def _captions(page) -> str:
     return "\n".join(page.locator(selector).all_inner_texts())
 
 
-def test_upload_shows_card_and_shift_warning_and_maps_follow_the_finding(server, shared_data):
+def test_upload_shows_card_and_shift_warning_and_maps_follow_the_finding(server, shared_data, tiny_workspace):
     from playwright.sync_api import sync_playwright
 
     radiograph = sorted((shared_data / "fullres-cxr-samples" / "images").glob("*.jpg"))[0]
@@ -78,13 +79,14 @@ def test_upload_shows_card_and_shift_warning_and_maps_follow_the_finding(server,
         assert warning.is_visible()
         assert radiograph.name in _captions(page)  # the maps are of the uploaded image
 
-        finding_box = page.locator('[data-testid="stSelectbox"]').filter(has_text="Finding").first
-        shown = finding_box.locator('[data-baseweb="select"]').inner_text().strip()
-        assert f"map · {shown}" in _captions(page)  # box and maps agree right after the upload
-        finding_box.locator('[data-baseweb="select"]').click()
-        options = page.locator('[role="option"]')
-        other = next(t.strip() for t in options.all_inner_texts() if t.strip() and t.strip() != shown)
-        options.filter(has_text=other).first.click()
+        finding_box = page.get_by_role("combobox", name="Finding")
+        shown = finding_box.input_value().strip()
+        assert shown and f"map · {shown}" in _captions(page)  # box and maps agree right after the upload
+        sidecar = tiny_workspace.root / "runs" / "demo_csra" / "checkpoints" / "best.json"
+        other = next(c for c in json.loads(sidecar.read_text())["model"]["class_names"] if c != shown)
+        finding_box.click()
+        finding_box.fill(other)  # the select box filters its options as one types; Enter picks the match
+        page.keyboard.press("Enter")
         journeys.settle(page)
         captions = _captions(page)
         assert f"head map · {other}" in captions and f"gradcam · {other}" in captions, captions
