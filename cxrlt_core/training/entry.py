@@ -92,9 +92,10 @@ def write_end_of_run_predictions(run_dir: Path, workspace: str | None, show_prog
     runs.write_status(run_dir, message="writing the val / test predictions")
     try:
         written = write_run_predictions(run_dir, workspace, show_progress=show_progress)
-    except (CxrltError, OSError) as exc:
-        runs.write_status(run_dir, message=None, predictions_error=str(exc))
-        print(f"note: no predictions written ({exc}); retry with cxrlt predict-run {run_dir.name}", file=sys.stderr)
+    except Exception as exc:  # noqa: BLE001 - the run is trained; its predictions can be written again later
+        why = str(exc) if isinstance(exc, (CxrltError, OSError)) else f"{type(exc).__name__}: {exc}"
+        runs.write_status(run_dir, message=None, predictions_error=why)
+        print(f"note: no predictions written ({why}); retry with cxrlt predict-run {run_dir.name}", file=sys.stderr)
         return
     runs.write_status(run_dir, message=None)
     for split, path in written.items():
