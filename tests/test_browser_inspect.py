@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from cxrlt_core.models.contract import InputContract
 from cxrlt_core.workspace import Workspace
 from cxrlt_dashboard import journeys
 from cxrlt_dashboard.server import free_port, start_dashboard
@@ -83,12 +84,15 @@ def test_upload_shows_card_and_shift_warning_and_maps_follow_the_finding(server,
         shown = finding_box.input_value().strip()
         assert shown and f"map · {shown}" in _captions(page)  # box and maps agree right after the upload
         sidecar = tiny_workspace.root / "runs" / "demo_csra" / "checkpoints" / "best.json"
-        other = next(c for c in json.loads(sidecar.read_text())["model"]["class_names"] if c != shown)
+        classes = InputContract.from_sidecar(json.loads(sidecar.read_text())).class_names
+        other = next(c for c in classes if c != shown)
         finding_box.click()
         finding_box.fill(other)  # the select box filters its options as one types; Enter picks the match
         page.keyboard.press("Enter")
+        page.get_by_text(f"head map · {other}").first.wait_for(timeout=120_000)  # the maps follow the new choice
         journeys.settle(page)
         captions = _captions(page)
+        assert finding_box.input_value().strip() == other
         assert f"head map · {other}" in captions and f"gradcam · {other}" in captions, captions
-        assert f"map · {shown} " not in captions
+        assert f"map · {shown} " not in captions and f"gradcam · {shown}\n" not in captions + "\n", captions
         browser.close()
