@@ -143,3 +143,14 @@ def test_stale_temporaries_of_killed_writers_are_removed(tmp_path: Path):
         assert tmp.name.startswith(f".pred.parquet.{os.getpid()}-")
         tmp.write_text("whole")
     assert target.read_text() == "whole"
+
+
+def test_disk_full_while_training(tmp_path: Path, capsys, monkeypatch):
+    from tests.test_resume_equal import _recipe
+    from tests.test_training import make_tiny_dataset
+
+    recipe = _recipe(make_tiny_dataset(tmp_path / "data", n=12, size=32), 0, tmp_path / "r.yaml")
+    disk_full(monkeypatch)
+    assert cxrlt("train", "--config", recipe, "--workspace", tmp_path / "ws", "--run-name", "r", "--no-progress") == 1
+    _one_error(capsys, f"{tmp_path / 'ws' / 'runs' / 'r'}", "no space left on the device")
+    assert leftovers(tmp_path) == []
