@@ -24,6 +24,7 @@ from cxrlt_core.model_card import card_lines, model_card, parameter_count
 from cxrlt_core.models.checkpoint import load_checkpoint
 from cxrlt_core.runs import checkpoint_path
 from cxrlt_core.shift import load_for_checkpoint, pooled_features
+from cxrlt_core.workspace_summary import csv_label_space
 from cxrlt_core.zeroshot.predict import score_image
 from cxrlt_core.zeroshot.prompts import PromptStore
 from cxrlt_dashboard import loaders, zeroshot_ui
@@ -90,7 +91,7 @@ with left:
             "Data set", csv_names, index=next((i for i, n in enumerate(csv_names) if "test_labels" in n), 0)
         )
         csv_path = csvs[csv_name]
-        manifest = loaders.manifest(str(csv_path), mtime(csv_path), "cxrlt2026", False)
+        manifest = loaders.manifest(str(csv_path), mtime(csv_path), csv_label_space(csv_path), False)
         row = st.number_input(f"Image (row 0–{len(manifest) - 1})", 0, max(len(manifest) - 1, 0), 0)
         name = str(manifest.ids[row])
         st.caption(name)

@@ -254,3 +254,16 @@ def test_submission_validate_missing_ids_file(data: dict[str, Path], capsys: pyt
     )  # fmt: skip
     assert code == 1
     assert_one_error_line(err, "no.csv: test ids file not found")
+
+
+def test_building_the_parser_imports_no_torch():
+    """``cxrlt --help`` stays fast: every command's ``register`` leaves torch (and open_clip) to the command itself."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from cxrlt_core.cli import build_parser; build_parser(); "
+        "print(sorted({'torch', 'open_clip'} & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]"

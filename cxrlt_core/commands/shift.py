@@ -11,18 +11,16 @@ from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``shift fit`` and ``shift check``."""
-    from cxrlt_core.shift import MARGIN, MAX_IMAGES, QUANTILE
-
+    """Add ``shift fit`` and ``shift check`` (``cxrlt_core.shift`` imports torch, so it waits for the command)."""
     parser = subparsers.add_parser("shift", help="input-shift check: is an image unlike the training data?")
     sub = parser.add_subparsers(dest="shift_command", metavar="{fit,check}")
     fit = sub.add_parser("fit", help="fit the check of a checkpoint on its training images (beside the checkpoint)")
     fit.add_argument("--checkpoint", required=True, type=Path, metavar="CKPT", help="<stem>.safetensors of a run")
     fit.add_argument("--csv", required=True, type=Path, metavar="TRAIN.csv", help="the training CSV")
     fit.add_argument("--images", required=True, type=Path, metavar="DIR", help="folder the image ids are in")
-    fit.add_argument("--limit", type=int, default=MAX_IMAGES, metavar="N", help=f"images used (default {MAX_IMAGES})")
-    fit.add_argument("--quantile", type=float, default=QUANTILE, help=f"threshold quantile (default {QUANTILE})")
-    fit.add_argument("--margin", type=float, default=MARGIN, help=f"threshold margin (default {MARGIN})")
+    fit.add_argument("--limit", type=int, metavar="N", help="images used (default: the check's, see docs/inspect.md)")
+    fit.add_argument("--quantile", type=float, help="quantile of the training distances (default: the check's)")
+    fit.add_argument("--margin", type=float, help="factor on that quantile (default: the check's)")
     fit.add_argument("--no-progress", action="store_true", help="no progress bar")
     fit.set_defaults(func=run_fit)
     check = sub.add_parser("check", help="distance of each image to the training data, and the verdict")
@@ -48,8 +46,11 @@ def _bar(total_label: str, enabled: bool):
 
 def run_fit(args: argparse.Namespace) -> int:
     from cxrlt_core.errors import InputError
-    from cxrlt_core.shift import ShiftModel, fit_for_checkpoint
+    from cxrlt_core.shift import MARGIN, MAX_IMAGES, QUANTILE, ShiftModel, fit_for_checkpoint
 
+    args.limit = MAX_IMAGES if args.limit is None else args.limit
+    args.quantile = QUANTILE if args.quantile is None else args.quantile
+    args.margin = MARGIN if args.margin is None else args.margin
     if not args.checkpoint.is_file():
         raise InputError(f"{args.checkpoint}: no such checkpoint")
     if args.limit < 10:
