@@ -52,7 +52,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--preprocess",
         default="open_clip",
         choices=("open_clip", "paper"),
-        help="open_clip: the model's own transform (default); paper: gray/65535, resize, CLIP mean/std",
+        help="open_clip: the model's own transform (default); paper: the winners' float input (/65535 or /255, "
+        "linear to 512, bilinear to the model size, CLIP mean/std)",
     )
     predict.add_argument("--cache", metavar="DIR", help="embedding cache folder (default: <workspace>/cache)")
     predict.add_argument("--no-cache", action="store_true", help="encode everything, store nothing")
