@@ -152,18 +152,20 @@ def run_seed(cell: Cell, seed: int, args: argparse.Namespace) -> dict:
 def geometry_predictions(run_dir: Path, manifest, args: argparse.Namespace) -> dict[str, str]:
     """Test predictions of the best checkpoint with each TTA set of GEOMETRY_TTA in both view geometries.
 
-    The checkpoint is copied with its input contract's ``tta_geometry`` changed (weights untouched), so the same
+    The checkpoint is saved again with its input contract's ``tta_geometry`` changed (same weights), so the same
     predict pipeline runs it; returns ``{"<tta>/<geometry>": predictions file}``.
     """
+    from cxrlt_core.models import load_checkpoint, save_checkpoint
+    from cxrlt_core.models.contract import attach_contract
+
     best = checkpoint_path(run_dir, "best")
     out: dict[str, str] = {}
     for geometry in ("cxrlt", "winning_code"):
         folder = run_dir / f"geometry_{geometry}"
         folder.mkdir(exist_ok=True)
-        shutil.copyfile(best, folder / best.name)
-        sidecar = json.loads(best.with_suffix(".json").read_text(encoding="utf-8"))
-        sidecar["input"]["tta_geometry"] = geometry
-        write_json(folder / best.with_suffix(".json").name, sidecar)
+        model, info = load_checkpoint(best)
+        attach_contract(model, model.input_contract.replace(tta_geometry=geometry))
+        save_checkpoint(folder / best.name, model, {k: info[k] for k in ("run_id", "epoch", "metrics") if k in info})
         for tta in GEOMETRY_TTA:
             path = folder / f"test_{tta}.parquet"
             predict([folder / best.name], manifest, path, tta=tta, gating_alpha=0.0, num_workers=0, show_progress=False)

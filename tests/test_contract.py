@@ -23,6 +23,21 @@ def _model(head: str = "csra") -> torch.nn.Module:
     return build_model(ModelConfig(backbone="convnextv2_atto", head=head, class_names=CLASSES, input_size=64))
 
 
+def _as_written_before_digests(path) -> dict:
+    """Re-save a checkpoint's weights without the sidecar digest and return its sidecar without ``integrity``, as
+    a cxrlt from before checkpoint digests wrote them (so that the tests may edit the sidecar)."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = dict(handle.metadata() or {})
+    metadata.pop("sidecar_sha256", None)
+    save_file(load_file(str(path)), str(path), metadata=metadata)
+    info = json.loads(path.with_suffix(".json").read_text())
+    info.pop("integrity", None)
+    return info
+
+
 def test_truncate_and_rint_rounding_by_hand():
     image = np.array([[0, 100], [200, 1000]], dtype=np.uint16)
     # low/high 0/100 percentiles: lo = 0, hi = 1000; v / 1000 * 255 = 0, 25.5, 51, 255
@@ -62,7 +77,7 @@ def test_older_sidecar_layout_reads_into_the_same_contract(tmp_path):
     path = tmp_path / "old.safetensors"
     save_checkpoint(path, model)
     side = path.with_suffix(".json")
-    info = json.loads(side.read_text())
+    info = _as_written_before_digests(path)
     cfg = model.cfg.to_dict()
     del cfg["pooling"], cfg["head_init"]  # fields an older cxrlt did not write
     old = {k: v for k, v in info.items() if k != "input"}
@@ -86,7 +101,7 @@ def test_no_silent_imagenet_fallback(tmp_path):
     path = tmp_path / "m.safetensors"
     save_checkpoint(path, _model())
     side = path.with_suffix(".json")
-    info = json.loads(side.read_text())
+    info = _as_written_before_digests(path)
     del info["input"]["mean"]
     side.write_text(json.dumps(info))
     with pytest.raises(InputError, match="no mean"):
