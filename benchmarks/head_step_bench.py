@@ -1,8 +1,8 @@
 """Training-step cost of the ML-Decoder head against the CSRA head on the same backbone and batch (CPU by default).
 
 One step = forward + BCE loss + backward + AdamW step on a fixed random batch (no data loading). The two models
-are timed interleaved (one step of each in turn, after warm-up) so that load from other jobs hits both alike; the
-medians and their ratio are printed (target: ML-Decoder <= 1.5x CSRA).
+are timed interleaved (one step of each in turn, in alternating order, after warm-up) so that load from other jobs
+hits both alike; the medians and their ratio are printed (target: ML-Decoder <= 1.5x CSRA).
 
     python benchmarks/head_step_bench.py                       # convnextv2_atto, 96 px, batch 32, 30 classes
     python benchmarks/head_step_bench.py --size 224 --ml-params '{"embed_dim": 768, "ffn_dim": 2048}'
@@ -63,7 +63,8 @@ def main() -> None:
     }
     times: dict[str, list[float]] = {name: [] for name in steps}
     for i in range(args.warmup + args.steps):
-        for name, (step, _) in steps.items():
+        order = list(steps.items()) if i % 2 == 0 else list(steps.items())[::-1]  # no first-in-pair advantage
+        for name, (step, _) in order:
             seconds = step()
             if i >= args.warmup:
                 times[name].append(seconds)
