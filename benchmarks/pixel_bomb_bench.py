@@ -86,7 +86,7 @@ def measure(command: list[str]) -> tuple[int, int, float, int]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workspace", default="/work/demo-ws/demo", help="a built demo workspace")
+    parser.add_argument("--workspace", default="workspace/demo", help="a built demo workspace (cxrlt demo)")
     parser.add_argument("--images", type=int, default=24, help="test images besides the bomb")
     parser.add_argument("--num-workers", type=int, default=2)
     args = parser.parse_args()
