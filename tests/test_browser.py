@@ -24,12 +24,14 @@ from cxrlt_dashboard.server import free_port, start_dashboard
 
 pytestmark = pytest.mark.slow
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-PAGES = ("", "Train", "Results", "Prompts", "Gating", "Inspect", "Export")
+PAGES = ("", "Train", "Results", "Prompts", "Gating", "Inspect", "Export", "Runs")
 # What each page shows last, once its data are loaded and drawn (the sidebar must name the overview, too).
 EXPECTED_LAST = {"": ("link", "Prompts →"), "Train": ("heading", "Train"),
                  "Results": ("heading", "Curves for one class"), "Prompts": ("heading", "Save and history"),
-                 "Gating": ("heading", "Save this choice"), "Inspect": ("heading", "Unseen findings (zero-shot)"),
-                 "Export": ("tab", "Task 2 — 6 unseen findings")}  # fmt: skip
+                 "Gating": ("heading", "Save this choice"),
+                 "Inspect": ("heading", "Unseen findings (zero-shot scores)"),
+                 "Export": ("tab", "Task 2 — 6 unseen findings"),
+                 "Runs": ("heading", "Best checkpoint on the test split")}  # fmt: skip
 ARTIFACTS = REPO_ROOT / "test-artifacts"
 
 
