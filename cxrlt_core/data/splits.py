@@ -21,20 +21,35 @@ from cxrlt_core.data.manifest import Manifest
 from cxrlt_core.errors import InputError
 
 
+def _group_keys(
+    ids: Sequence[str] | np.ndarray, patients: Sequence[str | None] | np.ndarray | None, patient_prefix: str
+) -> np.ndarray:
+    """Text group key per row: ``patient_prefix`` + its patient id, or ``image:<id>`` where the patient is blank."""
+    ids = np.asarray(ids, dtype=object)
+    own = np.array(["image:" + str(i) for i in ids], dtype=object)
+    if patients is None:
+        return own
+    patients = np.asarray(patients, dtype=object)
+    if len(patients) != len(ids):
+        raise InputError(f"{len(ids)} ids but {len(patients)} patient ids")
+    blank = pd.isna(patients) | (patients == "")
+    return np.where(blank, own, patient_prefix + patients.astype(str))
+
+
+def _split_rows(
+    data: Manifest | tuple[Sequence[str], Sequence[str | None] | None], val_fraction: float
+) -> tuple[Sequence[str], Sequence[str | None] | None]:
+    """``(ids, patients)`` of a manifest or pair, after checking ``0 < val_fraction < 1``."""
+    if not 0.0 < val_fraction < 1.0:
+        raise InputError(f"val_fraction must be between 0 and 1, got {val_fraction}")
+    if isinstance(data, Manifest):
+        return data.ids, data.patients
+    return data
+
+
 def patient_groups(ids: Sequence[str] | np.ndarray, patients: Sequence[str | None] | np.ndarray | None) -> np.ndarray:
     """Integer group per row: its patient, or its own image id where the patient is blank or unknown."""
-    ids = np.asarray(ids, dtype=object)
-    if patients is None:
-        keys = np.array(["image:" + str(i) for i in ids], dtype=object)
-    else:
-        patients = np.asarray(patients, dtype=object)
-        if len(patients) != len(ids):
-            raise InputError(f"{len(ids)} ids but {len(patients)} patient ids")
-        blank = pd.isna(patients) | (patients == "")
-        keys = np.where(
-            blank, np.array(["image:" + str(i) for i in ids], dtype=object), "patient:" + patients.astype(str)
-        )
-    codes, _ = pd.factorize(keys)
+    codes, _ = pd.factorize(_group_keys(ids, patients, "patient:"))
     return codes
 
 
@@ -88,12 +103,7 @@ def patient_grouped_split(
     Returns:
         ``(train_idx, val_idx)``: sorted int64 row indices.
     """
-    if not 0.0 < val_fraction < 1.0:
-        raise InputError(f"val_fraction must be between 0 and 1, got {val_fraction}")
-    if isinstance(data, Manifest):
-        ids, patients = data.ids, data.patients
-    else:
-        ids, patients = data
+    ids, patients = _split_rows(data, val_fraction)
     groups = patient_groups(ids, patients)
     n = len(groups)
     if groups.max(initial=-1) < 1:
@@ -126,21 +136,9 @@ def patient_shuffle_split(
     """
     from sklearn.model_selection import GroupShuffleSplit
 
-    if not 0.0 < val_fraction < 1.0:
-        raise InputError(f"val_fraction must be between 0 and 1, got {val_fraction}")
-    if isinstance(data, Manifest):
-        ids, patients = data.ids, data.patients
-    else:
-        ids, patients = data
-    ids = np.asarray(ids, dtype=object)
-    if patients is None:
-        keys = np.array(["image:" + str(i) for i in ids], dtype=object)
-    else:
-        patients = np.asarray(patients, dtype=object)
-        if len(patients) != len(ids):
-            raise InputError(f"{len(ids)} ids but {len(patients)} patient ids")
-        blank = pd.isna(patients) | (patients == "")
-        keys = np.where(blank, np.array(["image:" + str(i) for i in ids], dtype=object), patients.astype(str))
+    ids, patients = _split_rows(data, val_fraction)
+    # Bare patient ids (no prefix): scikit-learn sorts the group labels, so the draw matches one made from the CSV.
+    keys = _group_keys(ids, patients, "")
     if len(set(keys.tolist())) < 2:
         raise InputError(f"cannot split {len(ids)} images of fewer than two patients into two groups")
     splitter = GroupShuffleSplit(n_splits=1, test_size=val_fraction, random_state=seed)
