@@ -22,28 +22,21 @@ import statistics
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cxrlt_dashboard import journeys  # noqa: E402
 from cxrlt_dashboard.common import PAGES  # noqa: E402
-from cxrlt_dashboard.server import free_port, start_dashboard  # noqa: E402
+from cxrlt_dashboard.server import free_port, start_dashboard, wait_until_healthy  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
 
 
 def wait_healthy(url: str, timeout_s: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                return
-        except OSError:
-            time.sleep(0.5)
-    raise SystemExit("error: streamlit did not start")
+    if not wait_until_healthy(url, timeout_s):
+        raise SystemExit("error: streamlit did not start")
 
 
 def navigation(browser, url: str) -> None:

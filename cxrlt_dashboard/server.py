@@ -6,6 +6,8 @@ import os
 import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 from typing import IO
 
@@ -36,3 +38,17 @@ def start_dashboard(
         "true",
     ]
     return subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def wait_until_healthy(url: str, timeout_s: float = 60.0) -> bool:
+    """Poll ``url``'s ``/_stcore/health`` until it answers ``ok`` (``True``) or ``timeout_s`` passes (``False``)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
+                if reply.read() == b"ok":
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.5)
+    return False

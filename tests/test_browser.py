@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import shutil
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,7 @@ from cxrlt_core.runs import read_status
 from cxrlt_core.workspace import Workspace
 from cxrlt_dashboard import journeys
 from cxrlt_dashboard.common import PAGES as DASHBOARD_PAGES
-from cxrlt_dashboard.server import free_port, start_dashboard
+from cxrlt_dashboard.server import free_port, start_dashboard, wait_until_healthy
 
 pytestmark = pytest.mark.slow
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -50,14 +49,7 @@ def server(tmp_path_factory, workspace):
     log = open(tmp_path_factory.mktemp("streamlit") / "streamlit.log", "w+b")  # noqa: SIM115 - closed below
     process = start_dashboard(workspace.root, port, log)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.5)
-    else:
+    if not wait_until_healthy(url):
         process.kill()
         log.seek(0)
         pytest.fail("streamlit did not start: " + log.read().decode(errors="replace")[-2000:])
