@@ -1,11 +1,12 @@
 """Localisation of the demo models' maps: pointing game and mass in the sign's box, per class, head maps and Grad-CAM.
 
 Reads a run's best checkpoint, the demo test split and its ``boxes.csv`` (where the generator drew each sign), and
-scores every (image, finding) with a box and a model class (``cxrlt_core.localisation``). Prints per-class tables and
+scores every (image, finding) with a box and a model class (``cxrlt_core.localisation``): the head's own maps and
+each of ``--methods`` (Grad-CAM family, occlusion). Prints per-class tables and
 the macro means with the chance level (the mean box share of the image).
 
     python benchmarks/localisation_demo.py --workspace W [--runs demo_csra demo_mlp] [--split test_labels.csv]
-        [--limit N] [--cam gradcam] [--csv OUT.csv]
+        [--limit N] [--methods gradcam occlusion] [--csv OUT.csv]
 """
 
 from __future__ import annotations
@@ -22,13 +23,13 @@ import torch  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
 from cxrlt_core.data.images import read_radiograph  # noqa: E402
-from cxrlt_core.explain import maps_for_image  # noqa: E402
+from cxrlt_core.explain import MAP_METHODS, maps_for_image  # noqa: E402
 from cxrlt_core.localisation import overall, per_class, read_boxes, score_images  # noqa: E402
 from cxrlt_core.models.checkpoint import load_checkpoint  # noqa: E402
 from cxrlt_core.runs import checkpoint_path  # noqa: E402
 
 
-def localise_run(run_dir: Path, data: Path, split: str, limit: int | None, cam: str | None) -> pd.DataFrame:
+def localise_run(run_dir: Path, data: Path, split: str, limit: int | None, methods: list[str]) -> pd.DataFrame:
     """Per-class scores of one run on the images of ``split`` that have boxes."""
     model, sidecar = load_checkpoint(checkpoint_path(run_dir, "best"))
     model.eval()
@@ -41,7 +42,11 @@ def localise_run(run_dir: Path, data: Path, split: str, limit: int | None, cam: 
         boxes = boxes[boxes["ImageID"].isin(keep)]
 
     def maps_of(image_id: str, indices: list[int]) -> dict:
-        return maps_for_image(model, sidecar, read_radiograph(data / "images" / image_id), indices, cam)
+        image = read_radiograph(data / "images" / image_id)
+        maps = maps_for_image(model, sidecar, image, indices, None)
+        for method in methods:
+            maps.update({method: maps_for_image(model, sidecar, image, indices, method)[method]})
+        return maps
 
     bar = tqdm(desc=run_dir.name, unit="img")
 
@@ -65,7 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataset", default="demo", help="data set folder under W/datasets")
     parser.add_argument("--split", default="test_labels.csv", help="CSV naming the images scored")
     parser.add_argument("--limit", type=int, default=None, help="score only the first N images with boxes")
-    parser.add_argument("--cam", default="gradcam", help="Grad-CAM method, or 'none'")
+    parser.add_argument(
+        "--methods", nargs="*", default=["gradcam"], choices=MAP_METHODS, help="maps scored besides the head's own"
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--csv", type=Path, help="write the per-class table here")
     args = parser.parse_args(argv)
@@ -77,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     tables = []
     for run in args.runs:
         start = time.perf_counter()
-        tables.append(localise_run(args.workspace / "runs" / run, data, args.split, args.limit, args.cam))
+        tables.append(localise_run(args.workspace / "runs" / run, data, args.split, args.limit, args.methods))
         print(f"{run}: {time.perf_counter() - start:.0f} s")
     table = pd.concat(tables, ignore_index=True)
     pd.set_option("display.width", 160)

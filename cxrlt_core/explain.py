@@ -4,6 +4,9 @@
 - Grad-CAM (Selvaraju et al., ICCV 2017) uses pytorch-grad-cam on the last backbone stage
   (``model.feature_layer()``): the channel weights are the spatially averaged gradients of the class logit, the map is
   ReLU(Σ_k w_k A_k), upsampled to the input size and scaled to [0, 1].
+- Occlusion (Zeiler & Fergus, "Visualizing and understanding convolutional networks", ECCV 2014): how much the class
+  logit falls when a square of the input is replaced by the training mean; it asks the model itself, so it works for
+  any head and tells whether the model's decision depends on a region at all.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import numpy as np
 import torch
 
 CAM_METHODS = ("gradcam", "gradcam++", "hirescam", "eigencam")
+MAP_METHODS = CAM_METHODS + ("occlusion",)
 
 
 def normalize_map(heat: np.ndarray) -> np.ndarray:
@@ -91,6 +95,45 @@ NORMALISATION_NOTE = (
     "Colours: the map is min-max normalised for this image and finding (0 = its lowest value, 1 = its highest); "
     "colours are not comparable between images or findings, and a high value is not a probability."
 )
+
+
+@torch.no_grad()
+def occlusion_map(
+    model: torch.nn.Module,
+    batch: torch.Tensor,
+    class_indices: Sequence[int],
+    patch: int | None = None,
+    stride: int | None = None,
+    chunk: int = 64,
+) -> np.ndarray:
+    """Occlusion sensitivity of one image ``batch`` (1, C, H, W): (len(class_indices), H, W) logit drops.
+
+    A ``patch`` x ``patch`` square (default a sixth of the shorter side) slides with ``stride`` (default half the
+    patch) and is set to 0, the training mean after normalisation. Each pixel's value is the mean over the squares
+    covering it of ``logit_k(image) - logit_k(occluded)`` (Zeiler & Fergus, ECCV 2014): positive where hiding the
+    region lowers the class score. Pixels no square covers (at most ``stride - 1`` on the right and bottom) get 0.
+    """
+    model.eval()
+    _, _, height, width = batch.shape
+    patch = patch or max(2, min(height, width) // 6)
+    stride = stride or max(1, patch // 2)
+    index = torch.as_tensor(list(class_indices), dtype=torch.long)
+    corners = [(y, x) for y in range(0, height - patch + 1, stride) for x in range(0, width - patch + 1, stride)]
+    base = model(batch)[0, index].float()
+    drops = []
+    for start in range(0, len(corners), chunk):
+        part = corners[start : start + chunk]
+        occluded = batch.repeat(len(part), 1, 1, 1)
+        for i, (y, x) in enumerate(part):
+            occluded[i, :, y : y + patch, x : x + patch] = 0.0
+        drops.append(base[None] - model(occluded)[:, index].float())
+    drop = torch.cat(drops).cpu().numpy()  # (squares, K)
+    heat = np.zeros((len(index), height, width), np.float64)
+    count = np.zeros((height, width), np.float64)
+    for (y, x), value in zip(corners, drop):
+        heat[:, y : y + patch, x : x + patch] += value[:, None, None]
+        count[y : y + patch, x : x + patch] += 1
+    return (heat / np.maximum(count, 1)).astype(np.float32)
 
 
 def map_on_image(heat: np.ndarray, preprocess: Any, image_shape: tuple[int, int]) -> np.ndarray:
@@ -205,7 +248,8 @@ def maps_for_image(
     class_indices: Sequence[int],
     cam_method: str | None = "gradcam",
 ) -> dict[str, dict[int, np.ndarray]]:
-    """Head maps (named after the head) and Grad-CAM maps of the given classes, each placed on ``image``'s pixels.
+    """Head maps (named after the head) and ``cam_method`` maps (one of ``MAP_METHODS``, or None for none) of the
+    given classes, each placed on ``image``'s pixels.
 
     Returns ``{method: {class index: (H, W) map}}`` with ``(H, W)`` the stored image's shape (``map_on_image``).
     """
@@ -217,7 +261,10 @@ def maps_for_image(
     shape = image.shape[:2]
     head = str(sidecar.get("model", {}).get("head", "head"))
     out = {head: {j: map_on_image(maps[j], pre, shape) for j in class_indices}}
-    if cam_method:
+    if cam_method == "occlusion":
+        heat = occlusion_map(model, batch, class_indices)
+        out[cam_method] = {j: map_on_image(heat[i], pre, shape) for i, j in enumerate(class_indices)}
+    elif cam_method:
         with torch.enable_grad():
             out[cam_method] = {
                 j: map_on_image(grad_cam(model, batch.clone(), j, method=cam_method), pre, shape) for j in class_indices

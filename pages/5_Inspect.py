@@ -10,7 +10,7 @@ import streamlit as st
 from cxrlt_core.data.images import DEFAULT_MAX_BYTES, decode_radiograph, read_radiograph
 from cxrlt_core.errors import CxrltError
 from cxrlt_core.explain import (
-    CAM_METHODS,
+    MAP_METHODS,
     NORMALISATION_NOTE,
     display_gray,
     encode_png,
@@ -160,7 +160,13 @@ if st.session_state.get("i_image_key") != image_key or st.session_state.get("i_f
     st.session_state["i_finding"] = classes[int(np.argmax(probs))]
 o1, o2, o3 = st.columns(3)
 finding = o1.selectbox("Finding", classes, key="i_finding")  # fixed order: the choice never shifts under the user
-method = o2.selectbox("Grad-CAM method", CAM_METHODS, key="i_cam")
+method = o2.selectbox(
+    "Second map",
+    MAP_METHODS,
+    key="i_cam",
+    help="Grad-CAM family (gradients at the last backbone stage) or occlusion (the logit's drop when a square of the"
+    " input is hidden: slower, but it asks the model itself).",
+)
 opacity = o3.slider("Overlay opacity", 0.0, 1.0, 0.45, 0.05, key="i_opacity")
 j = classes.index(finding)
 maps = maps_for_image(model, sidecar, image, [j], method)
@@ -185,7 +191,7 @@ if box is not None:
     st.caption("White box: where the demo generator drew this sign. " + "; ".join(parts))
 d1, d2 = st.columns(2)
 d1.download_button("Download head-map overlay", encode_png(head_view), f"{finding}_{head_name}.png", "image/png")
-d2.download_button("Download Grad-CAM overlay", encode_png(cam_view), f"{finding}_{method}.png", "image/png")
+d2.download_button(f"Download {method} overlay", encode_png(cam_view), f"{finding}_{method}.png", "image/png")
 
 # -- localisation over a data set with sign boxes ------------------------------------------------------------------
 if csv_path is not None and boxes_beside(csv_path) is not None:

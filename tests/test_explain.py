@@ -10,7 +10,9 @@ from cxrlt_core.explain import (
     encode_png,
     grad_cam,
     head_attention_maps,
+    maps_for_image,
     normalize_map,
+    occlusion_map,
     overlay,
     prepare_radiograph,
     resize_map,
@@ -92,3 +94,37 @@ def test_grad_cam_maps_follow_the_input(tiny_checkpoint, method):
     np.testing.assert_allclose(cam_left, again, atol=1e-6)
     assert cam_left.std() > 0.01 and cam_right.std() > 0.01  # not a constant map
     assert np.abs(cam_left - cam_right).mean() > 0.05, "Grad-CAM ignores its input"
+
+
+class _RegionSums(torch.nn.Module):
+    """Logit 0 = sum of channel 0 over rows/cols 4:8; logit 1 = sum over rows/cols 0:2 (a known occlusion answer)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([x[:, 0, 4:8, 4:8].sum((1, 2)), x[:, 0, 0:2, 0:2].sum((1, 2))], dim=1)
+
+
+def test_occlusion_map_known_answer():
+    """12 x 12 input of ones, 4 x 4 squares every 2 px: a square's drop is its overlap with the class's region.
+
+    Pixel (5, 5) is covered by the squares at (2, 2), (2, 4), (4, 2), (4, 4), overlapping the 4:8 region by 4, 8, 8
+    and 16 pixels: mean 9. Pixel (11, 11) is covered only by the square at (8, 8), which misses the region: 0.
+    """
+    batch = torch.ones(1, 3, 12, 12)
+    heat = occlusion_map(_RegionSums(), batch, [1, 0], patch=4, stride=2, chunk=5)
+    assert heat.shape == (2, 12, 12)
+    assert heat[1, 5, 5] == pytest.approx(9.0)
+    assert heat[1, 11, 11] == 0.0
+    assert heat[1].max() == pytest.approx(9.0) and heat[1, 4:8, 4:8] == pytest.approx(np.full((4, 4), 9.0))
+    # class 1's region is rows/cols 0:2: only the squares at (0, 0) (overlap 4) and (0, 2)/(2, 0) (0) touch it
+    assert heat[0, 0, 0] == pytest.approx(4.0)
+    assert heat[0, 2, 2] == pytest.approx(4.0 / 4)  # covered by (0, 0), (0, 2), (2, 0), (2, 2): only the first hits
+
+
+def test_occlusion_maps_on_the_image_follow_the_input(tiny_checkpoint):
+    """maps_for_image(..., "occlusion") gives one map per class on the stored image; two inputs, two maps."""
+    model, sidecar = load_checkpoint(tiny_checkpoint)
+    left = maps_for_image(model, sidecar, _radiograph_with_blob(left=True), [1, 2], "occlusion")
+    right = maps_for_image(model, sidecar, _radiograph_with_blob(left=False), [1, 2], "occlusion")
+    assert set(left) == {"csra", "occlusion"} and set(left["occlusion"]) == {1, 2}
+    assert left["occlusion"][1].shape == (96, 96)
+    assert np.abs(left["occlusion"][1] - right["occlusion"][1]).mean() > 1e-4
