@@ -143,3 +143,32 @@ def test_cycles_are_found_in_a_synthetic_graph():
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a", "numpy"}, "d": {"a"}}
     assert cycles(graph) == [["a", "b", "c", "a"]]
     assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+#: the longest a function of the core may be, in lines (``def`` to its last line, docstring included)
+MAX_FUNCTION_LINES = 80
+
+
+def long_functions(source: str, limit: int = MAX_FUNCTION_LINES) -> list[tuple[str, int]]:
+    """(name, lines) of every function or method in ``source`` longer than ``limit`` lines."""
+    return [
+        (node.name, node.end_lineno - node.lineno + 1)
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno + 1 > limit
+    ]
+
+
+def test_no_core_function_is_longer_than_the_limit():
+    offenders = [
+        f"{path.relative_to(CORE.parent)}: {name} ({lines} lines)"
+        for path in sorted(CORE.rglob("*.py"))
+        for name, lines in long_functions(path.read_text(encoding="utf-8"))
+    ]
+    assert offenders == [], f"split these into helpers with one job each (limit {MAX_FUNCTION_LINES} lines)"
+
+
+def test_long_functions_counts_def_to_last_line():
+    body = "".join(f"    x{i} = {i}\n" for i in range(4))
+    source = f"def short():\n{body}\nclass A:\n    def method(self):\n{body.replace('    ', '        ')}"
+    assert long_functions(source, limit=5) == []
+    assert long_functions(source, limit=4) == [("short", 5), ("method", 5)]

@@ -389,50 +389,23 @@ def read_manifest(
     metadata_columns = dict(metadata_columns or {})
     skip = {id_column, patient_column or "", *metadata_columns.values()}
     space = _resolve_label_space(label_space, header, skip, name=path.name.split(".")[0], folder=path.parent)
-    try:
-        mapping = space.match_columns(header)
-    except InputError as exc:
-        raise InputError(f"{path}: {exc}") from None
-    classes = tuple(c for c in space.classes if c in mapping)
-    missing = tuple(c for c in space.classes if c not in mapping)
-    if require_labels and not classes:
-        raise InputError(f"{path}: no column names a class of label space {space.name!r} (found {header[:8]})")
-    known_meta = {fold_name(c) for c in (*DEFAULT_META_COLUMNS, *metadata_columns.values())}
-    known_meta |= {fold_name(id_column), fold_name(patient_column or "")}
-    class_columns = [mapping[c] for c in classes]
-    extra = tuple(c for c in header if c not in class_columns and fold_name(c) not in known_meta)
+    classes, missing, class_columns = _match_classes(path, header, space, require_labels)
+    extra = _extra_columns(header, class_columns, (id_column, patient_column or "", *metadata_columns.values()))
 
-    problems: list[str] = []
-    if strict_columns:
-        problems += [
-            f"{path}: column {column!r} is neither a class of label space {space.name!r} nor a known metadata column"
-            for column in extra
-        ]
-    problems += id_problems(path, ids, id_column)
-    if image_root is not None:
-        problems += escape_problems(path, ids, id_column)
-    labels, bad_cells = _label_matrix(path, frame, class_columns, uncertain)
-    problems += bad_cells
+    problems = _unknown_column_problems(path, extra, space) if strict_columns else []
     root = None if image_root is None else Path(image_root)
-    if check_images:
-        if root is None:
-            raise InputError(f"{path}: check_images needs an image folder")
-        problems += image_problems(path, root, ids, id_column)
+    labels, row_problems = _read_rows(path, frame, ids, id_column, class_columns, uncertain, root, check_images)
+    problems += row_problems
     if problems:
         raise ValidationError(f"{path}: {count_problems(problems)}", problems)
 
-    patients = None
-    if patient_column is not None:
-        patients = frame[patient_column].str.strip().to_numpy(dtype=object)
-        patients[patients == ""] = None
-    meta = frame.drop(columns=class_columns)
     return Manifest(
         path=path,
         image_root=root,
         label_space=space,
         ids=ids,
-        patients=patients,
-        meta=meta,
+        patients=_patients(frame, patient_column),
+        meta=frame.drop(columns=class_columns),
         labels=labels,
         classes=classes,
         missing_classes=missing,
@@ -441,6 +414,68 @@ def read_manifest(
         patient_column=patient_column,
         metadata_columns=metadata_columns,
     )
+
+
+def _read_rows(
+    path: Path,
+    frame: pd.DataFrame,
+    ids: np.ndarray,
+    id_column: str,
+    class_columns: list[str],
+    uncertain: str,
+    root: Path | None,
+    check_images: bool,
+) -> tuple[np.ndarray, list[str]]:
+    """The label matrix and the rows' problems: blank or repeated ids, ids escaping ``root``, bad label cells and,
+    with ``check_images``, missing or empty image files."""
+    problems = id_problems(path, ids, id_column)
+    if root is not None:
+        problems += escape_problems(path, ids, id_column)
+    labels, bad_cells = _label_matrix(path, frame, class_columns, uncertain)
+    problems += bad_cells
+    if check_images:
+        if root is None:
+            raise InputError(f"{path}: check_images needs an image folder")
+        problems += image_problems(path, root, ids, id_column)
+    return labels, problems
+
+
+def _unknown_column_problems(path: Path, extra: Sequence[str], space: LabelSpace) -> list[str]:
+    return [
+        f"{path}: column {column!r} is neither a class of label space {space.name!r} nor a known metadata column"
+        for column in extra
+    ]
+
+
+def _match_classes(
+    path: Path, header: list[str], space: LabelSpace, require_labels: bool
+) -> tuple[tuple[str, ...], tuple[str, ...], list[str]]:
+    """(classes found, classes missing, their columns in class order) of ``space`` in the CSV ``header``."""
+    try:
+        mapping = space.match_columns(header)
+    except InputError as exc:
+        raise InputError(f"{path}: {exc}") from None
+    classes = tuple(c for c in space.classes if c in mapping)
+    missing = tuple(c for c in space.classes if c not in mapping)
+    if require_labels and not classes:
+        raise InputError(f"{path}: no column names a class of label space {space.name!r} (found {header[:8]})")
+    return classes, missing, [mapping[c] for c in classes]
+
+
+def _extra_columns(header: list[str], class_columns: list[str], own: Iterable[str]) -> tuple[str, ...]:
+    """Columns that are neither classes nor known metadata (the default metadata names or ``own`` columns: the id,
+    patient and mapped metadata columns), compared by folded name."""
+    known_meta = {fold_name(c) for c in (*DEFAULT_META_COLUMNS, *own)}
+    return tuple(c for c in header if c not in class_columns and fold_name(c) not in known_meta)
+
+
+def _patients(frame: pd.DataFrame, patient_column: str | None) -> np.ndarray | None:
+    """The patient id of every row (``None`` where blank), or ``None`` without a patient column."""
+    if patient_column is None:
+        return None
+    patients = frame[patient_column].str.strip().to_numpy(dtype=object)
+    patients[patients == ""] = None
+    return patients
 
 
 def id_problems(path: Path, ids: np.ndarray, id_column: str, row: Callable[[int], int] = csv_row) -> list[str]:

@@ -713,28 +713,49 @@ class Trainer:
         if not self.is_main:
             dist_utils.barrier()
             return
-        r = self.recipe
-        lrs = [float(g["lr"]) for g in self.optimizer.param_groups]
-        metrics = {k: val[k] for k in ("mAP", "mAUC", "mF1", "mECE")}
         sidecar = {
             "run_id": self.run_dir.name,
-            "recipe": r.name,
+            "recipe": self.recipe.name,
             "epoch": epoch + 1,
-            "epochs": r.total_epochs,
+            "epochs": self.recipe.total_epochs,
             "phase": phase,
             "ema": val["ema"],
-            "metrics": metrics,
+            "metrics": {k: val[k] for k in ("mAP", "mAUC", "mF1", "mECE")},
             "input": self.contract,
             "profile": self.profile.to_dict(),
         }
         self._save_checkpoint("last", sidecar)
         if improved:
             self._save_checkpoint("best", sidecar)
-        record = {
+        record = self._epoch_record(epoch, phase, loss, steps, skipped, val, improved, timing)
+        # the state is the commit point of an epoch; it carries the epoch's record so that a kill between the two
+        # writes cannot leave a hole in metrics.jsonl (resume re-appends it)
+        self._save_state(epoch, started, record)
+        runs.append_metrics(self.run_dir, record)
+        self.tracker.log_epoch(record)
+        self._report_epoch(epoch, phase, loss, steps, skipped, val, timing)
+        if self.progress is not None:
+            self.progress(self._progress_info(epoch + 1, 0, 1, phase, loss))
+        dist_utils.barrier()
+
+    def _epoch_record(
+        self,
+        epoch: int,
+        phase: int,
+        loss: float,
+        steps: int,
+        skipped: int,
+        val: dict[str, Any],
+        improved: bool,
+        timing: dict[str, float | None],
+    ) -> dict[str, Any]:
+        """The epoch's line of ``metrics.jsonl``: losses, learning rates, validation metrics and throughput."""
+        images = steps * self.recipe.optim.batch_size * self.info.world_size
+        return {
             "epoch": epoch + 1,
             "phase": phase,
             "train_loss": loss,
-            "lr": lrs,
+            "lr": [float(g["lr"]) for g in self.optimizer.param_groups],
             "steps": steps,
             "skipped_batches": skipped,
             "skipped_images": len(self.skipped_images),
@@ -744,16 +765,22 @@ class Trainer:
             "train_seconds": round(timing["train"], 2),
             "epoch_seconds": round(timing["epoch"], 2),
             "step_seconds": None if timing["step"] is None else round(timing["step"], 4),
-            "images_per_second": round(
-                steps * r.optim.batch_size * self.info.world_size / max(timing["train"], 1e-9), 2
-            ),
+            "images_per_second": round(images / max(timing["train"], 1e-9), 2),
             "time": time.time(),
         }
-        # the state is the commit point of an epoch; it carries the epoch's record so that a kill between the two
-        # writes cannot leave a hole in metrics.jsonl (resume re-appends it)
-        self._save_state(epoch, started, record)
-        runs.append_metrics(self.run_dir, record)
-        self.tracker.log_epoch(record)
+
+    def _report_epoch(
+        self,
+        epoch: int,
+        phase: int,
+        loss: float,
+        steps: int,
+        skipped: int,
+        val: dict[str, Any],
+        timing: dict[str, float | None],
+    ) -> None:
+        """The run's ``status.json`` and one log line for the finished epoch."""
+        r = self.recipe
         runs.write_status(
             self.run_dir,
             epoch=epoch + 1,
@@ -780,9 +807,6 @@ class Trainer:
             timing["train"],
             f", {skipped} non-finite steps skipped" if skipped else "",
         )
-        if self.progress is not None:
-            self.progress(self._progress_info(epoch + 1, 0, 1, phase, loss))
-        dist_utils.barrier()
 
     def _save_checkpoint(self, which: str, sidecar: dict[str, Any]) -> None:
         from cxrlt_core.models.checkpoint import save_checkpoint

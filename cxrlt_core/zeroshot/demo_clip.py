@@ -430,6 +430,113 @@ def _replace_folder(staging: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def _optimizer(model: Any, config: DemoClipConfig) -> tuple[list[Any], Any]:
+    """AdamW over the trainable parameters, with weight decay on matrices only (open_clip's grouping)."""
+    import torch
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=config.lr,
+        betas=(0.9, 0.98),
+        eps=1e-6,
+    )
+    return params, optimizer
+
+
+@dataclasses.dataclass
+class _Fit:
+    """One training run's state: the model, its optimiser and the data it draws batches from."""
+
+    model: Any
+    texts: _TextFeatures
+    training: _TrainingSet
+    gray: Any
+    pipeline: Any
+    config: DemoClipConfig
+    rng: np.random.Generator
+    generator: Any
+    step: int = 0
+
+    def __post_init__(self) -> None:
+        from open_clip.loss import ClipLoss
+
+        self.params, self.optimizer = _optimizer(self.model, self.config)
+        self.loss_fn = ClipLoss()
+
+    def batch_loss(self, chosen: Sequence[int], batch_texts: Sequence[str]) -> Any:
+        """ClipLoss of the batch, averaged over ``text_draws`` draws of one statement per image."""
+        images = _normalise(_augment(self.gray[chosen], self.generator), self.pipeline.mean, self.pipeline.std)
+        image_features = self.model.encode_image(images, normalize=True)
+        scale = self.model.logit_scale.exp()
+        loss = self.loss_fn(image_features, self.texts(batch_texts), scale)
+        for _ in range(self.config.text_draws - 1):
+            rows, extra = _extra_draw(chosen, self.training.sentences, self.rng)
+            if len(rows) >= 2:
+                loss = loss + self.loss_fn(image_features[rows], self.texts(extra), scale)
+        return loss / self.config.text_draws
+
+    def update(self, loss: Any, lr: float) -> None:
+        """One optimiser step at ``lr`` (gradient norm clipped to 1, logit scale clamped to [0, ln 100])."""
+        import torch
+
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.params, 1.0)
+        self.optimizer.step()
+        with torch.no_grad():
+            self.model.logit_scale.clamp_(0, math.log(100))  # open_clip's training clamp
+        self.step += 1
+
+    def epoch(self, epoch: int, progress: Progress | None) -> dict[str, float]:
+        """One pass over the images in a fresh random order; returns the epoch's record (mean loss, pairs, lr)."""
+        config = self.config
+        order = self.rng.permutation(len(self.training.ids))
+        position, losses, pairs, lr = 0, [], 0, float("nan")
+        while position < len(order):
+            chosen, batch_texts, position = _draw_batch(
+                order, position, config.batch_size, self.training.sentences, self.rng
+            )
+            if len(chosen) < 2:
+                continue
+            done = (epoch + position / len(order)) / config.epochs
+            lr = _cosine_lr(self.step, done, config.warmup_steps, config.lr)
+            loss = self.batch_loss(chosen, batch_texts)
+            self.update(loss, lr)
+            losses.append(float(loss.detach()))
+            pairs += len(chosen)
+            if progress is not None:
+                progress("train", min(1.0, done))
+        return {"epoch": epoch + 1, "loss": float(np.mean(losses)), "pairs": pairs, "lr": lr}
+
+
+def _save_model(
+    model: Any,
+    folders: tuple[Path, Path],
+    model_cfg: dict[str, Any],
+    preprocess_cfg: dict[str, Any],
+    config: DemoClipConfig,
+    prompts: Any,
+) -> None:
+    """Write the trained model and its prompt set to ``staging`` in open_clip's local-dir format (``folders`` =
+    (staging, out): the config names ``out``, where the folder is moved once complete)."""
+    from cxrlt_core.zeroshot.loading import PROMPTS_FILE, save_local_dir
+    from cxrlt_core.zeroshot.prompts import demo_prompt_set, save_prompt_set
+
+    staging, out = folders
+    saved_cfg = json.loads(json.dumps(model_cfg))
+    if config.text_tower == "minilm":
+        # Point the tower at the folder's own copy of its config (our loader also rewrites it on load).
+        saved_cfg["text_cfg"]["hf_model_name"] = str(out.resolve())
+        saved_cfg["text_cfg"]["hf_tokenizer_name"] = str(out.resolve())
+    save_local_dir(model, staging, saved_cfg, preprocess_cfg)
+    save_prompt_set(staging / PROMPTS_FILE, prompts or demo_prompt_set())
+
+
 def train_demo_clip(
     data: str | os.PathLike[str],
     out: str | os.PathLike[str],
@@ -452,12 +559,10 @@ def train_demo_clip(
     """
     import open_clip
     import torch
-    from open_clip.loss import ClipLoss
 
     from cxrlt_core.data.images import CLIP_MEAN, CLIP_STD
     from cxrlt_core.zeroshot.encode import ImagePipeline
-    from cxrlt_core.zeroshot.loading import PROMPTS_FILE, quiet_open_clip, save_local_dir
-    from cxrlt_core.zeroshot.prompts import demo_prompt_set, save_prompt_set
+    from cxrlt_core.zeroshot.loading import quiet_open_clip
 
     config = config or DemoClipConfig()
     data, out = Path(data), Path(out)
@@ -486,62 +591,18 @@ def train_demo_clip(
     all_sentences = [s for parts in training.sentences for s in parts]
     texts = _TextFeatures(model, tokenizer, config.text_tower, all_sentences, progress)
 
-    params = [p for p in model.parameters() if p.requires_grad]
-    decay = [p for p in params if p.ndim >= 2]
-    no_decay = [p for p in params if p.ndim < 2]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=config.lr,
-        betas=(0.9, 0.98),
-        eps=1e-6,
-    )
-    loss_fn = ClipLoss()
-    step = 0
+    fit = _Fit(model, texts, training, gray, pipeline, config, rng, generator)
     history: list[dict[str, float]] = []
     model.train()
     for epoch in range(config.epochs):
-        order = rng.permutation(len(training.ids))
-        position, losses, pairs = 0, [], 0
-        while position < len(order):
-            chosen, batch_texts, position = _draw_batch(order, position, config.batch_size, training.sentences, rng)
-            if len(chosen) < 2:
-                continue
-            lr = _cosine_lr(step, (epoch + position / len(order)) / config.epochs, config.warmup_steps, config.lr)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            images = _normalise(_augment(gray[chosen], generator), pipeline.mean, pipeline.std)
-            image_features = model.encode_image(images, normalize=True)
-            scale = model.logit_scale.exp()
-            loss = loss_fn(image_features, texts(batch_texts), scale)
-            for _ in range(config.text_draws - 1):
-                rows, extra = _extra_draw(chosen, training.sentences, rng)
-                if len(rows) >= 2:
-                    loss = loss + loss_fn(image_features[rows], texts(extra), scale)
-            loss = loss / config.text_draws
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            optimizer.step()
-            with torch.no_grad():
-                model.logit_scale.clamp_(0, math.log(100))  # open_clip's training clamp
-            losses.append(float(loss.detach()))
-            pairs += len(chosen)
-            step += 1
-            if progress is not None:
-                progress("train", min(1.0, (epoch + position / len(order)) / config.epochs))
-        record = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "pairs": pairs, "lr": lr}
+        record = fit.epoch(epoch, progress)
         history.append(record)
         if log is not None:
+            pairs, lr = record["pairs"], record["lr"]
             log(f"epoch {epoch + 1}/{config.epochs}: loss {record['loss']:.4f} ({pairs} pairs, lr {lr:.2e})")
     model.eval()
 
-    saved_cfg = json.loads(json.dumps(model_cfg))
-    if config.text_tower == "minilm":
-        # Point the tower at the folder's own copy of its config (our loader also rewrites it on load).
-        saved_cfg["text_cfg"]["hf_model_name"] = str(out.resolve())
-        saved_cfg["text_cfg"]["hf_tokenizer_name"] = str(out.resolve())
-    save_local_dir(model, staging, saved_cfg, preprocess_cfg)
-    save_prompt_set(staging / PROMPTS_FILE, prompts or demo_prompt_set())
+    _save_model(model, (staging, out), model_cfg, preprocess_cfg, config, prompts)
     info = {
         "config": dataclasses.asdict(config),
         "data": str(data),

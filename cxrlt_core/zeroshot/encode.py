@@ -230,6 +230,43 @@ def _default_workers() -> int:
     return max(0, min(4, (os.cpu_count() or 1) - 1))
 
 
+def _plan_jobs(
+    model: ZeroShotModel,
+    paths: list[str],
+    pipeline: ImagePipeline,
+    cache: EmbeddingCache | None,
+    out: np.ndarray,
+    stats: EncodeStats,
+) -> tuple[Any, dict[str, list[int]], list[tuple[str, int]]]:
+    """What is left to encode: (the cache's store or ``None``, key -> rows of ``out`` it fills, (key, row to read)
+    jobs). Rows the cache already holds are copied into ``out`` and counted in ``stats.cached``."""
+    if cache is None:
+        return None, {str(i): [i] for i in range(len(paths))}, [(str(i), i) for i in range(len(paths))]
+    try:
+        keys = cache.file_hashes.hashes(paths)
+    except OSError as exc:
+        raise InputError(f"{exc.filename or 'image'}: cannot read image file ({exc.strerror or exc})") from None
+    store = cache.image_store(
+        model.model_id, pipeline.key(), {"model": model.describe(), "pipeline": pipeline.to_dict()}
+    )
+    found, rows = store.lookup(keys)
+    if found.any():
+        out[found] = rows[found]
+    stats.cached = int(found.sum())
+    # Identical content is encoded once and copied to every row holding it.
+    todo: dict[str, list[int]] = {}
+    for i in np.flatnonzero(~found):
+        todo.setdefault(keys[i], []).append(int(i))
+    return store, todo, [(key, rows_of[0]) for key, rows_of in todo.items()]
+
+
+def _raise_batch_errors(errors: Sequence[str]) -> None:
+    """One :class:`InputError` line for a batch's unreadable images (the first named, the others counted)."""
+    failed = [e for e in errors if e]
+    if failed:
+        raise InputError(failed[0] if len(failed) == 1 else f"{failed[0]} (and {len(failed) - 1} more in this batch)")
+
+
 def encode_images(
     model: ZeroShotModel,
     paths: Sequence[str | os.PathLike[str]],
@@ -266,27 +303,7 @@ def encode_images(
     if not paths:
         return out
 
-    store = None
-    if cache is not None:
-        try:
-            keys = cache.file_hashes.hashes(paths)
-        except OSError as exc:
-            raise InputError(f"{exc.filename or 'image'}: cannot read image file ({exc.strerror or exc})") from None
-        store = cache.image_store(
-            model.model_id, pipeline.key(), {"model": model.describe(), "pipeline": pipeline.to_dict()}
-        )
-        found, rows = store.lookup(keys)
-        if found.any():
-            out[found] = rows[found]
-        stats.cached = int(found.sum())
-        # Identical content is encoded once and copied to every row holding it.
-        todo: dict[str, list[int]] = {}
-        for i in np.flatnonzero(~found):
-            todo.setdefault(keys[i], []).append(int(i))
-        jobs = [(key, rows_of[0]) for key, rows_of in todo.items()]
-    else:
-        todo = {str(i): [i] for i in range(len(paths))}
-        jobs = [(str(i), i) for i in range(len(paths))]
+    store, todo, jobs = _plan_jobs(model, paths, pipeline, cache, out, stats)
     if progress is not None:
         progress(stats.cached, len(paths))
     if not jobs:
@@ -303,11 +320,7 @@ def encode_images(
     bar = tqdm(total=len(jobs), desc="encode images", unit="img", disable=not show_progress, leave=False)
     try:
         for images, indices, errors in loader:
-            failed = [e for e in errors if e]
-            if failed:
-                raise InputError(
-                    failed[0] if len(failed) == 1 else f"{failed[0]} (and {len(failed) - 1} more in this batch)"
-                )
+            _raise_batch_errors(errors)
             embeddings = model.encode_image_tensor(images)
             for row, job in zip(embeddings, indices.tolist()):
                 key = jobs[job][0]

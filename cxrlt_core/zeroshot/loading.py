@@ -370,10 +370,49 @@ def load_model(
         spec = parse_model_spec(spec, checkpoint=checkpoint, tokenizer=tokenizer)
     elif tokenizer:
         spec = dataclasses.replace(spec, tokenizer=tokenizer)
+    source = _model_source(spec)
+
+    import open_clip
+    import torch
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model, transform, tokenizer_fn = _create_model(spec, source, device)
+    weights, identity = source.weights, source.identity
+    if spec.kind == "hf-hub":
+        weights_file = next((w for f in HF_WEIGHT_FILES if (w := _cached_hf_file(spec.source, f))), None)
+        weights = Path(weights_file) if weights_file else None
+        identity = f"hf-hub:{spec.source}@{file_fingerprint(weights) if weights else 'unknown'}"
+    identity = f"{identity}|tokenizer={spec.tokenizer}"
+    model_id = _model_slug(spec) + "-" + hashlib.blake2b(identity.encode(), digest_size=8).hexdigest()
+    loaded = ZeroShotModel(
+        spec=spec,
+        model=model,
+        tokenizer=tokenizer_fn,
+        transform=transform,
+        preprocess_cfg=dict(open_clip.get_model_preprocess_cfg(model)),
+        model_id=model_id,
+        device=str(device),
+        weights_path=weights,
+        folder=source.folder,
+    )
+    loaded.embed_dim = int(loaded.encode_text(["x"]).shape[1])
+    return loaded
+
+
+@dataclasses.dataclass
+class _Source:
+    """Where a spec's model comes from: the open_clip model name, the identity its cache id is hashed from (the
+    hf-hub one is completed after loading), the local folder and weights file, and open_clip keyword arguments."""
+
+    name: str
+    identity: str | None
     folder: Path | None = None
     weights: Path | None = None
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
 
+
+def _model_source(spec: ModelSpec) -> _Source:
+    """Check that the spec's files are there (one-line errors) and say how open_clip should build it."""
     if spec.kind == "hf-hub":
         config_file = _cached_hf_file(spec.source, HF_CONFIG_FILE)
         weights_file = next((w for f in HF_WEIGHT_FILES if (w := _cached_hf_file(spec.source, f))), None)
@@ -383,73 +422,57 @@ def load_model(
                 f"model {spec}: {missing} not found in the Hugging Face cache and HF_HUB_OFFLINE=1 forbids"
                 f" downloading; {_hf_download_hint(spec.source)}"
             )
-        name, identity = str(spec), None
-    elif spec.kind == "local-dir":
-        folder = Path(spec.source).expanduser()
-        if not folder.is_dir():
-            raise InputError(f"model {spec}: folder {folder} not found")
-        config_path = folder / HF_CONFIG_FILE
-        if not config_path.is_file():
-            raise InputError(f"model {spec}: {config_path} not found (a local-dir model needs {HF_CONFIG_FILE})")
-        try:
-            config = json.loads(config_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise InputError(f"model {spec}: {config_path} is not valid JSON ({_one_line(exc)})") from None
-        if not isinstance(config, dict) or "model_cfg" not in config:
-            raise InputError(f"model {spec}: {config_path} has no 'model_cfg'")
-        weights = _local_weights(folder)
-        if weights is None:
-            raise InputError(f"model {spec}: no weights in {folder} (expected {LOCAL_WEIGHT_FILES[0]})")
-        kwargs = _local_dir_overrides(folder, config["model_cfg"])
-        name = f"local-dir:{folder}"
-        identity = json.dumps(config, sort_keys=True) + file_fingerprint(weights)
-    elif spec.kind == "checkpoint":
+        return _Source(str(spec), None)
+    if spec.kind == "local-dir":
+        return _local_dir_source(spec)
+    if spec.kind == "checkpoint":
         weights = Path(spec.source).expanduser()
         if not weights.is_file():
             raise InputError(f"model {spec}: checkpoint file {weights} not found")
-        name, identity = spec.arch, f"{spec.arch}@{file_fingerprint(weights)}"
-        kwargs["pretrained"] = str(weights)
-    else:
-        name, identity = spec.arch, f"{spec.arch}:{spec.source}:open_clip"
-        kwargs["pretrained"] = spec.source
+        identity = f"{spec.arch}@{file_fingerprint(weights)}"
+        return _Source(spec.arch, identity, weights=weights, kwargs={"pretrained": str(weights)})
+    return _Source(spec.arch, f"{spec.arch}:{spec.source}:open_clip", kwargs={"pretrained": spec.source})
 
+
+def _local_dir_source(spec: ModelSpec) -> _Source:
+    """A local-dir model: its folder, config (``model_cfg`` required) and weights, all checked."""
+    folder = Path(spec.source).expanduser()
+    if not folder.is_dir():
+        raise InputError(f"model {spec}: folder {folder} not found")
+    config_path = folder / HF_CONFIG_FILE
+    if not config_path.is_file():
+        raise InputError(f"model {spec}: {config_path} not found (a local-dir model needs {HF_CONFIG_FILE})")
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputError(f"model {spec}: {config_path} is not valid JSON ({_one_line(exc)})") from None
+    if not isinstance(config, dict) or "model_cfg" not in config:
+        raise InputError(f"model {spec}: {config_path} has no 'model_cfg'")
+    weights = _local_weights(folder)
+    if weights is None:
+        raise InputError(f"model {spec}: no weights in {folder} (expected {LOCAL_WEIGHT_FILES[0]})")
+    identity = json.dumps(config, sort_keys=True) + file_fingerprint(weights)
+    kwargs = _local_dir_overrides(folder, config["model_cfg"])
+    return _Source(f"local-dir:{folder}", identity, folder=folder, weights=weights, kwargs=kwargs)
+
+
+def _create_model(spec: ModelSpec, source: _Source, device: str) -> tuple[Any, Any, Any]:
+    """open_clip's model (eval mode), image transform and tokenizer; any failure is one :class:`InputError` line."""
     import open_clip
-    import torch
 
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     try:
         with quiet_open_clip():
             model, _, transform = open_clip.create_model_and_transforms(
-                name, device=device, require_pretrained=True, weights_only=True, **kwargs
+                source.name, device=device, require_pretrained=True, weights_only=True, **source.kwargs
             )
-            token_source = spec.tokenizer or (name if spec.kind in ("hf-hub", "local-dir") else spec.arch)
+            token_source = spec.tokenizer or (source.name if spec.kind in ("hf-hub", "local-dir") else spec.arch)
             tokenizer_fn = open_clip.get_tokenizer(token_source)
     except InputError:
         raise
     except Exception as exc:
         raise InputError(_load_failure(spec, exc)) from None
     model.eval()
-
-    if spec.kind == "hf-hub":
-        weights_file = next((w for f in HF_WEIGHT_FILES if (w := _cached_hf_file(spec.source, f))), None)
-        weights = Path(weights_file) if weights_file else None
-        identity = f"hf-hub:{spec.source}@{file_fingerprint(weights) if weights else 'unknown'}"
-    preprocess_cfg = dict(open_clip.get_model_preprocess_cfg(model))
-    identity = f"{identity}|tokenizer={spec.tokenizer}"
-    model_id = _model_slug(spec) + "-" + hashlib.blake2b(identity.encode(), digest_size=8).hexdigest()
-    loaded = ZeroShotModel(
-        spec=spec,
-        model=model,
-        tokenizer=tokenizer_fn,
-        transform=transform,
-        preprocess_cfg=preprocess_cfg,
-        model_id=model_id,
-        device=str(device),
-        weights_path=weights,
-        folder=folder,
-    )
-    loaded.embed_dim = int(loaded.encode_text(["x"]).shape[1])
-    return loaded
+    return model, transform, tokenizer_fn
 
 
 def save_local_dir(

@@ -198,6 +198,47 @@ def _resolve_space(label_space: LabelSpace | str | None, data: Mapping[str, Any]
     return get_label_space(str(name)) if name else None
 
 
+def _top_level_problems(data: Mapping[Any, Any]) -> tuple[list[str], float]:
+    """Problems with the set's own keys (unknown keys, scoring rule, alpha, text fields) and its alpha (the default
+    when invalid)."""
+    problems: list[str] = []
+    unknown = [str(k) for k in data if k not in TOP_LEVEL_KEYS]
+    if unknown:
+        problems.append(f"unknown keys {unknown}; known keys: {', '.join(TOP_LEVEL_KEYS)}")
+    scoring = data.get("scoring", "mean_cosine")
+    if scoring not in SCORING_RULES:
+        problems.append(f"scoring {scoring!r} is not a scoring rule; choose one of: {', '.join(SCORING_RULES.names())}")
+    alpha = data.get("alpha", DEFAULT_ALPHA)
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not math.isfinite(alpha) or alpha <= 0:
+        problems.append(f"alpha must be a positive finite number, got {alpha!r}")
+        alpha = DEFAULT_ALPHA
+    for key in ("name", "version", "description", "model", "label_space"):
+        if data.get(key) is not None and not isinstance(data.get(key), str):
+            problems.append(f"{key} must be a text, got {data.get(key)!r}")
+    return problems, alpha
+
+
+def _class_entry(where: str, entry: object) -> tuple[ClassPrompts | None, list[str]]:
+    """One class's prompts and negatives (a list of prompts, or a mapping with ``prompts``/``negatives``) and their
+    problems; ``None`` when the entry has neither shape."""
+    if isinstance(entry, list):
+        entry = {"prompts": entry}
+    if not isinstance(entry, Mapping):
+        return None, [f"{where}: expected a list of prompts or a mapping with 'prompts', got {entry!r}"]
+    problems: list[str] = []
+    extra = [str(k) for k in entry if k not in CLASS_KEYS]
+    if extra:
+        problems.append(f"{where}: unknown keys {extra}; known keys: {', '.join(CLASS_KEYS)}")
+    prompts, bad = _text_problems(where, "prompts", entry.get("prompts"), allow_empty=False)
+    problems += bad
+    negatives, bad = _text_problems(where, "negatives", entry.get("negatives"), allow_empty=True)
+    problems += bad
+    both = sorted({p.lower() for p in prompts} & {n.lower() for n in negatives})
+    if both:
+        problems.append(f"{where}: {both[0]!r} is both a prompt and a negative")
+    return ClassPrompts(tuple(prompts), tuple(negatives)), problems
+
+
 def parse_prompt_set(
     data: object,
     source: str = "prompt set",
@@ -219,20 +260,8 @@ def parse_prompt_set(
         raise InputError(
             f"{source}: a prompt set must be a YAML mapping with a 'classes' key, got {type(data).__name__}"
         )
-    problems: list[str] = []
-    unknown = [str(k) for k in data if k not in TOP_LEVEL_KEYS]
-    if unknown:
-        problems.append(f"unknown keys {unknown}; known keys: {', '.join(TOP_LEVEL_KEYS)}")
+    problems, alpha = _top_level_problems(data)
     scoring = data.get("scoring", "mean_cosine")
-    if scoring not in SCORING_RULES:
-        problems.append(f"scoring {scoring!r} is not a scoring rule; choose one of: {', '.join(SCORING_RULES.names())}")
-    alpha = data.get("alpha", DEFAULT_ALPHA)
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not math.isfinite(alpha) or alpha <= 0:
-        problems.append(f"alpha must be a positive finite number, got {alpha!r}")
-        alpha = DEFAULT_ALPHA
-    for key in ("name", "version", "description", "model", "label_space"):
-        if data.get(key) is not None and not isinstance(data.get(key), str):
-            problems.append(f"{key} must be a text, got {data.get(key)!r}")
     try:
         space = _resolve_space(label_space, data)
     except InputError as exc:
@@ -260,22 +289,10 @@ def parse_prompt_set(
         if name in classes:
             problems.append(f"{where} appears twice")
             continue
-        if isinstance(entry, list):
-            entry = {"prompts": entry}
-        if not isinstance(entry, Mapping):
-            problems.append(f"{where}: expected a list of prompts or a mapping with 'prompts', got {entry!r}")
-            continue
-        extra = [str(k) for k in entry if k not in CLASS_KEYS]
-        if extra:
-            problems.append(f"{where}: unknown keys {extra}; known keys: {', '.join(CLASS_KEYS)}")
-        prompts, bad = _text_problems(where, "prompts", entry.get("prompts"), allow_empty=False)
+        prompts, bad = _class_entry(where, entry)
         problems += bad
-        negatives, bad = _text_problems(where, "negatives", entry.get("negatives"), allow_empty=True)
-        problems += bad
-        both = sorted({p.lower() for p in prompts} & {n.lower() for n in negatives})
-        if both:
-            problems.append(f"{where}: {both[0]!r} is both a prompt and a negative")
-        classes[name] = ClassPrompts(tuple(prompts), tuple(negatives))
+        if prompts is not None:
+            classes[name] = prompts
     if problems:
         raise ValidationError(f"{source}: invalid prompt set ({len(problems)} problems)", problems)
     return PromptSet(

@@ -334,18 +334,36 @@ def draw_heart(canvas: Canvas, anat: Anatomy, layer: np.ndarray, value: float) -
 
 def draw_anatomy(canvas: Canvas, anat: Anatomy, rng: np.random.Generator) -> None:
     """Draw the normal chest of ``anat``: body, lungs, mediastinum, heart, bones and lung markings."""
-    c = canvas
-    m = anat.midline
     lungs = [anat.lung_polygon(side) for side in SIDES]
-
     # soft tissue, then the aerated lungs cut out of it, then the central shadows drawn over them
+    _draw_body_and_lungs(canvas, anat, lungs)
+    _draw_central_shadows(canvas, anat)
+    _draw_bones(canvas, anat)
+    _draw_lung_markings(canvas, anat, lungs, rng)
+
+
+def _upper_lungs(anat: Anatomy, lungs: list[np.ndarray]) -> list[np.ndarray]:
+    """Each lung's polygon cut off just above its hilum (the upper zone)."""
+    upper = []
+    for side, polygon in zip(SIDES, lungs):
+        cut = polygon.copy()
+        cut[:, 1] = np.minimum(cut[:, 1], anat.hilum(side)[1] - 0.02)
+        upper.append(cut)
+    return upper
+
+
+def _draw_body_and_lungs(c: Canvas, anat: Anatomy, lungs: list[np.ndarray]) -> None:
+    """Soft tissue of the body, with the aerated lungs (and a denser or lighter upper zone) cut out of it."""
     c.fill(c.tissue, [_body_outline(anat)], 0.75)
     c.fill(c.tissue, lungs, anat.lung_density)
     if anat.upper_lung_density != anat.lung_density:  # normal variation, or emphysema
-        for side, polygon in zip(SIDES, lungs):
-            cut = polygon.copy()
-            cut[:, 1] = np.minimum(cut[:, 1], anat.hilum(side)[1] - 0.02)
+        for cut in _upper_lungs(anat, lungs):
             c.fill(c.tissue, [cut], anat.upper_lung_density)
+
+
+def _draw_central_shadows(c: Canvas, anat: Anatomy) -> None:
+    """Mediastinum, aortic knob and descending aorta, heart, hila, trachea with its bronchi, gastric bubble."""
+    m = anat.midline
     um = anat.upper_mediastinum
     mediastinum = np.array(
         [
@@ -380,7 +398,10 @@ def draw_anatomy(canvas: Canvas, anat: Anatomy, rng: np.random.Generator) -> Non
     bubble_x = m + 0.55 * anat.half_width
     c.ellipse(c.tissue, (bubble_x, anat.dome("left") + 0.05), (0.045, 0.025), 0.45)
 
-    # bones
+
+def _draw_bones(c: Canvas, anat: Anatomy) -> None:
+    """Vertebrae (wedged where ``vertebra_density`` > 0) and spinous processes, ribs, clavicles, scapulae."""
+    m = anat.midline
     ys = np.arange(-0.02, 1.04, 0.043)
     spine = np.asarray(anat.spine_x(ys))
     corners = np.array([[-0.036, 0.0], [0.036, 0.0], [0.038, 0.034], [-0.038, 0.034]])
@@ -408,15 +429,16 @@ def draw_anatomy(canvas: Canvas, anat: Anatomy, rng: np.random.Generator) -> Non
         scapula = np.array([[m + sign * (anat.half_width - 0.06), 0.17], [m + sign * (anat.half_width - 0.02), 0.36]])
         c.line(c.markings, scapula, 0.05, 0.01)
 
-    # vascular markings inside the lungs
+
+def _draw_lung_markings(c: Canvas, anat: Anatomy, lungs: list[np.ndarray], rng: np.random.Generator) -> None:
+    """Vascular markings inside the lungs, scaled by ``marking_gain`` (and ``upper_marking_gain`` in the upper
+    zones)."""
     for side in SIDES:
         for segments, thickness in _vessel_tree(anat, side, rng):
             c.line(c.markings, segments, 0.11, thickness)
     c.fill(c.marking_mask, lungs, anat.marking_gain)
     if anat.upper_marking_gain != 1.0:
-        for side, polygon in zip(SIDES, lungs):
-            cut = polygon.copy()
-            cut[:, 1] = np.minimum(cut[:, 1], anat.hilum(side)[1] - 0.02)
+        for cut in _upper_lungs(anat, lungs):
             c.fill(c.marking_mask, [cut], anat.marking_gain * anat.upper_marking_gain)
 
 
