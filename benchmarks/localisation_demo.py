@@ -2,7 +2,9 @@
 
 Reads a run's best checkpoint, the demo test split and its ``boxes.csv`` (where the generator drew each sign), and
 scores every (image, finding) with a box and a model class (``cxrlt_core.localisation``): the head's own maps and
-each of ``--methods`` (Grad-CAM family, occlusion). Prints per-class tables and
+each of ``--methods`` (Grad-CAM family, occlusion). Each class also gets the model's test AUC on the split, and the
+macro means are printed twice: over every class with a box, and over the classes the model detects (test AUC >=
+``--detected-auc``), since a map cannot point at a finding the model does not recognise. Prints per-class tables and
 the macro means with the chance level (the mean box share of the image).
 
     python benchmarks/localisation_demo.py --workspace W [--runs demo_csra demo_mlp] [--split test_labels.csv]
@@ -18,15 +20,34 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
+from sklearn.metrics import roc_auc_score  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
 from cxrlt_core.data.images import read_radiograph  # noqa: E402
-from cxrlt_core.explain import MAP_METHODS, maps_for_image  # noqa: E402
+from cxrlt_core.explain import MAP_METHODS, maps_for_image, prepare_radiograph  # noqa: E402
 from cxrlt_core.localisation import overall, per_class, read_boxes, score_images  # noqa: E402
 from cxrlt_core.models.checkpoint import load_checkpoint  # noqa: E402
 from cxrlt_core.runs import checkpoint_path  # noqa: E402
+
+
+def class_auc(model: torch.nn.Module, sidecar: dict, data: Path, split: str, classes: list[str]) -> dict[str, float]:
+    """Test AUC of each class the split's labels give (both outcomes present): which findings the model detects."""
+    labels = pd.read_csv(data / split, dtype={"ImageID": str})
+    probs = []
+    with torch.no_grad():
+        for start in range(0, len(labels), 64):
+            ids = labels["ImageID"].iloc[start : start + 64]
+            batch = torch.cat([prepare_radiograph(read_radiograph(data / "images" / i), sidecar)[1] for i in ids])
+            probs.append(torch.sigmoid(model(batch)).numpy())
+    scores = np.concatenate(probs)
+    return {
+        name: float(roc_auc_score(labels[name], scores[:, j]))
+        for j, name in enumerate(classes)
+        if name in labels and labels[name].nunique() == 2
+    }
 
 
 def localise_run(run_dir: Path, data: Path, split: str, limit: int | None, methods: list[str]) -> pd.DataFrame:
@@ -60,6 +81,7 @@ def localise_run(run_dir: Path, data: Path, split: str, limit: int | None, metho
         bar.close()
     table = per_class(scores)
     table.insert(0, "run", run_dir.name)
+    table["test_auc"] = table["finding"].map(class_auc(model, sidecar, data, split, classes))
     return table
 
 
@@ -74,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
         "--methods", nargs="*", default=["gradcam"], choices=MAP_METHODS, help="maps scored besides the head's own"
     )
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--detected-auc", type=float, default=0.8, help="also average over the findings the model detects (test AUC)"
+    )
     parser.add_argument("--csv", type=Path, help="write the per-class table here")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -93,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     for run, part in table.groupby("run"):
         print(f"\n{run} (macro over classes with a box):")
         print(overall(part).round(3).to_string(index=False))
+        detected = part[part["test_auc"] >= args.detected_auc]
+        print(f"{run} (macro over the classes it detects, test AUC >= {args.detected_auc}):")
+        print(overall(detected).round(3).to_string(index=False))
     if args.csv:
         table.to_csv(args.csv, index=False)
     return 0
