@@ -17,6 +17,9 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
+from cxrlt_core.errors import InputError
+from cxrlt_core.oserrors import as_os_error
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
@@ -47,7 +50,6 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
         if isinstance(exc, OSError):
             raise _naming(exc, target, tmp) from exc
-        from cxrlt_core.oserrors import as_os_error
 
         hidden = as_os_error(exc, target) if isinstance(exc, Exception) else None
         if hidden is not None:
@@ -179,8 +181,6 @@ def json_safe(obj: Any) -> Any:
 
 def read_json_object(path: str | os.PathLike[str], what: str) -> dict[str, Any]:
     """Read a JSON file that must hold an object; every failure is one ``InputError`` naming the file and ``what``."""
-    from cxrlt_core.errors import InputError
-
     path = Path(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))

@@ -28,6 +28,8 @@ import yaml
 
 from cxrlt_core.data.augment import AugmentConfig
 from cxrlt_core.errors import InputError
+from cxrlt_core.fidelity import resolve_profile
+from cxrlt_core.paths import REPO_ROOT, default_workspace, shared_data_dir
 from cxrlt_core.recipes import resolve_recipe
 
 AMP_MODES = ("auto", "bf16", "fp16", "off")
@@ -285,8 +287,6 @@ class ProfileConfig:
 
     def resolve(self) -> Any:
         """The :class:`~cxrlt_core.fidelity.FidelityProfile` this section names."""
-        from cxrlt_core.fidelity import resolve_profile
-
         overrides = {k: v for k, v in dataclasses.asdict(self).items() if k != "name"}
         try:
             return resolve_profile(self.name, overrides)
@@ -411,7 +411,6 @@ def resolve_path(value: str | None, workspace: str | os.PathLike[str] | None = N
     """Expand ``${workspace}``, ``${shared_data}``, ``${repo}`` and ``~`` in a recipe path."""
     if value is None:
         return None
-    from cxrlt_core.paths import REPO_ROOT, default_workspace, shared_data_dir
 
     places = {
         "${workspace}": Path(workspace) if workspace is not None else default_workspace(),

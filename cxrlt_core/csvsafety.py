@@ -12,6 +12,8 @@ import os
 import warnings
 from collections.abc import Sequence
 
+from cxrlt_core.atomic import target_of
+
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 OTHER_DELIMITERS = (";", "\t", "|")
 
@@ -31,8 +33,6 @@ def warn_formula_ids(path: str | os.PathLike[str], ids: Sequence[object], offset
     ``offset``: data rows already in the file (for a file written in chunks); a temporary of
     :func:`cxrlt_core.atomic.atomic_path` is named as the file it will become.
     """
-    from cxrlt_core.atomic import target_of
-
     found = formula_like(ids)
     if found:
         path = target_of(path)

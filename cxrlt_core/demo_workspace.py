@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -30,9 +31,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from cxrlt_core import runs
 from cxrlt_core.atomic import write_json
+from cxrlt_core.config import load_recipe
+from cxrlt_core.data.demo import generate_demo_dataset
+from cxrlt_core.data.manifest import read_manifest
 from cxrlt_core.errors import CxrltError, InputError
+from cxrlt_core.lifeline import bind_to_parent, child_env, identity
+from cxrlt_core.runlock import RunLock, describe_holder, live_holder
+from cxrlt_core.runs import checkpoint_path
 from cxrlt_core.workspace import Workspace
+from cxrlt_core.zeroshot.cache import EmbeddingCache
+from cxrlt_core.zeroshot.prompts import PromptStore, demo_prompt_set
 
 BUILD_DIR = ".build"
 DATASET = "demo"
@@ -176,8 +186,6 @@ def _dataset_dir(workspace: Workspace) -> Path:
 
 
 def _step_data(ws: Workspace, profile: DemoProfile, report: Callable[[float, str], None]) -> None:
-    from cxrlt_core.data.demo import generate_demo_dataset
-
     generate_demo_dataset(
         _dataset_dir(ws),
         n_train=profile.n_train,
@@ -192,8 +200,6 @@ def _step_data(ws: Workspace, profile: DemoProfile, report: Callable[[float, str
 def _step_train(
     ws: Workspace, profile: DemoProfile, run: str, report: Callable[[float, str], None], threads: int | None = None
 ) -> None:
-    from cxrlt_core import runs
-    from cxrlt_core.config import load_recipe
     from cxrlt_core.training import train
 
     # Side by side, each process owns one share of the cores: a loader worker would only contend with the other run
@@ -218,8 +224,6 @@ def _train_child(root: str, profile: DemoProfile, run: str, threads: int, parent
 
     It ends when the build process ends (parent-death signal + heartbeat, :mod:`cxrlt_core.lifeline`).
     """
-    from cxrlt_core.lifeline import bind_to_parent
-
     bind_to_parent(parent, death_signal=True)
     _step_train(Workspace.open(root), profile, run, lambda fraction, message: None, threads=threads)
 
@@ -241,11 +245,6 @@ def _train_side_by_side(ws: Workspace, profile: DemoProfile, pending: list[str],
     second thread of a small convolution network adds far less than a second process does). Each run keeps
     its own folder, log and resumable state; a failure names the run and its log.
     """
-    import multiprocessing
-
-    from cxrlt_core import runs
-    from cxrlt_core.lifeline import identity
-
     context = multiprocessing.get_context("spawn")
     threads = max(1, _parallel_cores() // len(pending))
     args = {run: (str(ws.root), profile, run, threads, identity()) for run in pending}
@@ -273,9 +272,7 @@ def _train_side_by_side(ws: Workspace, profile: DemoProfile, pending: list[str],
 
 
 def _step_predictions(ws: Workspace, profile: DemoProfile, report: Callable[[float, str], None]) -> None:
-    from cxrlt_core.data.manifest import read_manifest
     from cxrlt_core.inference.predict import predict
-    from cxrlt_core.runs import checkpoint_path
 
     data = _dataset_dir(ws)
     splits = (("val", data / "val.csv"), ("test", data / "test.csv"))
@@ -313,8 +310,6 @@ def clip_spec(workspace: Workspace) -> str:
 
 
 def _step_prompts(ws: Workspace, profile: DemoProfile, report: Callable[[float, str], None]) -> None:
-    from cxrlt_core.zeroshot.prompts import PromptStore, demo_prompt_set
-
     store = PromptStore(ws.prompts_dir)
     if PROMPT_SET not in store.names():
         prompt_set = dataclasses.replace(demo_prompt_set(), model=clip_spec(ws))
@@ -322,8 +317,6 @@ def _step_prompts(ws: Workspace, profile: DemoProfile, report: Callable[[float, 
 
 
 def _step_embeddings(ws: Workspace, profile: DemoProfile, report: Callable[[float, str], None]) -> None:
-    from cxrlt_core.data.manifest import read_manifest
-    from cxrlt_core.zeroshot.cache import EmbeddingCache
     from cxrlt_core.zeroshot.loading import load_model
     from cxrlt_core.zeroshot.predict import ZeroShotScorer
 
@@ -369,7 +362,6 @@ def build_demo_workspace(
     """
     if profile not in PROFILES:
         raise InputError(f"unknown demo profile {profile!r}; choose one of: {', '.join(PROFILES)}")
-    from cxrlt_core.runlock import RunLock
 
     ws = workspace if isinstance(workspace, Workspace) else Workspace.open(workspace)
     build_dir(ws).mkdir(parents=True, exist_ok=True)
@@ -381,8 +373,6 @@ def build_demo_workspace(
 
 def _check_runs_free(ws: Workspace) -> None:
     """A demo run still being trained (by a process of an earlier build) is never trained a second time."""
-    from cxrlt_core.runlock import describe_holder, live_holder
-
     for run in RUNS:
         holder = live_holder(ws.run(run))
         if holder is not None and not _marker(ws, run).exists():
@@ -420,9 +410,6 @@ def _build(ws: Workspace, profile: str, progress: Progress | None, force: bool) 
 
 def start_background_build(workspace: Workspace, profile: str = "default") -> int:
     """Start ``cxrlt demo`` for ``workspace`` as a detached process; returns its pid (logs in ``.build/build.log``)."""
-    from cxrlt_core.lifeline import child_env
-    from cxrlt_core.runlock import live_holder
-
     if build_running(workspace):
         return int((read_progress(workspace) or {}).get("pid", 0))
     holder = live_holder(build_dir(workspace))

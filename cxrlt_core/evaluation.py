@@ -19,6 +19,7 @@ from cxrlt_core.data.manifest import Manifest, read_manifest
 from cxrlt_core.labels import LabelSpace
 from cxrlt_core.metrics import ReportInputs, compute_report_with_inputs
 from cxrlt_core.predictions import Predictions, align_to_labels, read_predictions
+from cxrlt_core.runs import read_metrics
 from cxrlt_core.scorers import Scorer
 
 PathLike = str | os.PathLike[str]
@@ -168,8 +169,6 @@ def bucket_frame(report: Mapping[str, Any]) -> pd.DataFrame:
 
 def best_val_map(prediction_file: PathLike) -> float:
     """The best validation mAP its run logged (``runs/<run>/metrics.jsonl``), NaN when unknown."""
-    from cxrlt_core.runs import read_metrics
-
     values = []
     for record in read_metrics(Path(prediction_file).parent.parent):
         value = (record.get("val") or {}).get("mAP") if isinstance(record, dict) else None

@@ -15,12 +15,15 @@ from pathlib import Path
 from cxrlt_core.data.manifest import read_manifest
 from cxrlt_core.errors import InputError
 from cxrlt_core.export_plan import export_files
+from cxrlt_core.inference.predict import predict
 from cxrlt_core.labels import LabelSpace, as_label_space, list_label_spaces
 from cxrlt_core.predictions import Predictions, read_predictions
 from cxrlt_core.runs import checkpoint_path
 from cxrlt_core.submission import submission_from_predictions, validate_submission, write_submission
 from cxrlt_core.workspace import Workspace
 from cxrlt_core.workspace_summary import csv_label_space
+from cxrlt_core.zeroshot.predict import predict_zero_shot
+from cxrlt_core.zeroshot.prompts import PromptStore
 
 Progress = Callable[[int, int], None]
 
@@ -99,8 +102,6 @@ def export_task1(
 
     Files: ``W/exports/<name>.predictions.parquet`` and ``W/exports/<name>.csv``.
     """
-    from cxrlt_core.inference.predict import predict  # torch loads on the first export, not with the Export page
-
     _refuse_overwrite(workspace, name, overwrite)
     if not runs:
         raise InputError("choose at least one run for the ensemble")
@@ -154,9 +155,6 @@ def export_task2(
 
     The label space is the test data set's when it names unseen classes, else the prompt set's.
     """
-    from cxrlt_core.zeroshot.predict import predict_zero_shot  # open_clip loads on the first Task 2 export
-    from cxrlt_core.zeroshot.prompts import PromptStore
-
     _refuse_overwrite(workspace, name, overwrite)
     try:
         data_space: LabelSpace | None = csv_label_space(test_csv)

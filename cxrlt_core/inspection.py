@@ -18,6 +18,10 @@ import numpy as np
 import pandas as pd
 
 from cxrlt_core.errors import CxrltError
+from cxrlt_core.inference.calibration import load_calibration
+from cxrlt_core.inference.gating import normal_gating
+from cxrlt_core.inference.thresholds import load_thresholds
+from cxrlt_core.postprocess_study import PostprocessChoice
 
 UNCALIBRATED_NOTE = (
     "Uncalibrated: the model's raw sigmoid outputs. No post-processing choice (calibration and thresholds, saved on "
@@ -39,10 +43,6 @@ class SavedChoice:
 
 def choices_for_run(postprocess_dir: str | os.PathLike[str], run: str) -> list[SavedChoice]:
     """Saved choices whose validation predictions came from run ``run`` (``runs/<run>/...``), by name."""
-    from cxrlt_core.inference.calibration import load_calibration
-    from cxrlt_core.inference.thresholds import load_thresholds
-    from cxrlt_core.postprocess_study import PostprocessChoice
-
     folder = Path(postprocess_dir)
     found = []
     for path in sorted(folder.glob("*.json")):
@@ -77,8 +77,6 @@ def finding_table(
 
     Returns the table and a one-line note on what the numbers are.
     """
-    from cxrlt_core.inference.gating import normal_gating
-
     raw = np.asarray(probabilities, dtype=np.float64)[None, :]
     table = pd.DataFrame({"finding": list(classes), "model score": raw[0]})
     if choice is None or choice.calibration is None:

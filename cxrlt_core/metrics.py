@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from cxrlt_core.bootstrap import (
     FIGURES,
@@ -514,8 +515,6 @@ def _progress_reporter(
 ) -> tuple[Callable[[int], None], Callable[[], None]]:
     """(update(done), close()) for a callback, a tqdm bar (``True``) or nothing."""
     if progress is True:
-        from tqdm.auto import tqdm
-
         bar = tqdm(total=total, desc=description, leave=False)
 
         def update(done: int) -> None:

@@ -16,6 +16,11 @@ from typing import Any
 
 import yaml
 
+from cxrlt_core.config import resolve_path
+from cxrlt_core.errors import CxrltError
+from cxrlt_core.evaluation import evaluate_files
+from cxrlt_core.models.contract import InputContract
+
 INTENDED_USE = (
     "Research only: not a medical device, not for diagnosis, triage or any decision about a patient. "
     "Outputs on images unlike the training data (see the input-shift check) are meaningless."
@@ -42,8 +47,6 @@ def _resolved_recipe(run_dir: Path) -> dict[str, Any]:
 
 def training_csv(run_dir: str | os.PathLike[str], workspace: str | os.PathLike[str] | None) -> Path | None:
     """The training CSV named by the run's ``config.yaml`` (``${workspace}`` expanded), if it names one."""
-    from cxrlt_core.config import resolve_path
-
     value = (_resolved_recipe(Path(run_dir)).get("data") or {}).get("train_csv")
     try:
         return resolve_path(value, workspace) if value else None
@@ -74,8 +77,6 @@ def training_data(csv: Path | None) -> dict[str, Any]:
 
 def input_description(sidecar: dict[str, Any]) -> str:
     """The model input in words: size, channels, intensity mapping, aspect handling (the checkpoint's contract)."""
-    from cxrlt_core.models.contract import InputContract
-
     contract = InputContract.from_sidecar(sidecar)
     pre = contract.preprocess
     aspect = "letterboxed (aspect ratio kept)" if pre.keep_aspect else "resized to a square (aspect not kept)"
@@ -90,9 +91,6 @@ def test_figures(
     run_dir: str | os.PathLike[str], labels_csv: Path | None, bootstrap: int = 200, seed: int = 0
 ) -> dict[str, Any] | None:
     """Test mAP (with its 95 % bootstrap interval), mAUC and mECE from the run's saved test predictions."""
-    from cxrlt_core.errors import CxrltError
-    from cxrlt_core.evaluation import evaluate_files
-
     if labels_csv is None or not labels_csv.is_file():
         return None
     pred = next((Path(run_dir) / p for p in TEST_PREDICTIONS if (Path(run_dir) / p).is_file()), None)

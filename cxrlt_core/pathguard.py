@@ -13,6 +13,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from cxrlt_core.config import resolve_path
 from cxrlt_core.errors import InputError
 
 PATH_SUFFIXES = ("_csv", "_root", "_dir", "_path", "_file", "_folder")
@@ -59,8 +60,6 @@ def inside(path: str | os.PathLike[str], folder: str | os.PathLike[str]) -> bool
 
 def paths_outside(overrides: Sequence[str], workspace: str | os.PathLike[str]) -> list[str]:
     """One line per override whose path resolves outside ``workspace``."""
-    from cxrlt_core.config import resolve_path
-
     problems = []
     for key, value in override_paths(overrides):
         resolved = resolve_path(value, workspace)

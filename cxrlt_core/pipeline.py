@@ -33,9 +33,15 @@ from typing import Any
 import yaml
 
 from cxrlt_core import runs
+from cxrlt_core.atomic import write_text
+from cxrlt_core.config import load_recipe
 from cxrlt_core.errors import InputError
+from cxrlt_core.jobs import display_command
+from cxrlt_core.lifeline import child_env
 from cxrlt_core.models.classifier import TRANSFERS
-from cxrlt_core.recipes import recipe_dirs
+from cxrlt_core.recipes import recipe_dirs, resolve_recipe
+from cxrlt_core.training.entry import write_end_of_run_predictions
+from cxrlt_core.training.loop import train
 from cxrlt_core.workspace import Workspace, check_name
 
 __all__ = [
@@ -81,8 +87,6 @@ class Pipeline:
 
     def recipe_file(self, stage: Stage) -> Path:
         """The recipe of ``stage``: a file next to the pipeline file, any file, or a shipped recipe by name."""
-        from cxrlt_core.recipes import resolve_recipe
-
         if self.source is not None and (self.source.parent / stage.recipe).is_file():
             return self.source.parent / stage.recipe
         return resolve_recipe(stage.recipe)
@@ -157,8 +161,6 @@ def load_pipeline(name_or_path: str | os.PathLike[str]) -> Pipeline:
     Raises:
         InputError: a missing or malformed file, unknown keys, repeated or unknown stage names, bad recipes.
     """
-    from cxrlt_core.config import load_recipe
-
     path = _pipeline_path(name_or_path)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -233,11 +235,6 @@ def run_pipeline(
     Raises:
         InputError: a stage did not finish (run the pipeline again to resume it) or a recipe is bad.
     """
-    from cxrlt_core.atomic import write_text
-    from cxrlt_core.config import load_recipe
-    from cxrlt_core.training.entry import write_end_of_run_predictions
-    from cxrlt_core.training.loop import train
-
     ws = Workspace.open(workspace)
     done: list[Path] = []
     for index, stage in enumerate(pipeline.stages, 1):
@@ -272,15 +269,11 @@ def pipeline_command(pipeline: Pipeline, workspace: Workspace) -> list[str]:
 
 def display_pipeline_command(pipeline: Pipeline, workspace: Workspace) -> str:
     """The command as a person types it: ``cxrlt pipeline run NAME --workspace W``."""
-    from cxrlt_core.jobs import display_command
-
     return display_command(pipeline_command(pipeline, workspace))
 
 
 def launch_pipeline(pipeline: Pipeline, workspace: Workspace) -> Path:
     """Start ``cxrlt pipeline run`` in the background (own session, ends with this process); returns its log file."""
-    from cxrlt_core.lifeline import child_env
-
     log_path = workspace.runs_dir / f"{pipeline.name}.pipeline.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     command = pipeline_command(pipeline, workspace)

@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from cxrlt_core.atomic import atomic_path, json_safe, write_text
+from cxrlt_core.csvsafety import warn_formula_ids
 from cxrlt_core.data.manifest import (
     ID_COLUMNS,
     MAX_LISTED,
@@ -132,9 +133,6 @@ def write_score_csv(
     Floats are formatted by Arrow's shortest round-trip conversion (``float(text)`` gives the value back exactly),
     about 10x faster than ``DataFrame.to_csv``; names or ids that would need CSV quoting go through pandas instead.
     """
-
-    from cxrlt_core.csvsafety import warn_formula_ids
-
     warn_formula_ids(path, ids)
     names = [id_column, *columns]
     if any(_CSV_SPECIAL.search(str(n)) for n in names) or any(_CSV_SPECIAL.search(str(i)) for i in ids):

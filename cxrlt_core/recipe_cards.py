@@ -26,7 +26,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from cxrlt_core.config import load_recipe
 from cxrlt_core.errors import InputError
+from cxrlt_core.recipes import SOURCE, recipe_dirs
 
 REQUIRED = ("title", "source", "task", "reported", "differences", "compute", "licence")
 OPTIONAL = ("demo_twin", "twin_of", "ensemble", "postprocess")
@@ -105,16 +107,12 @@ def _mapping(value: Any, required: tuple[str, ...], source: str, key: str) -> di
 
 def recipes_dir() -> Path:
     """The folder of the shipped recipes (the installed copy, else the source tree's ``train_jobs/``)."""
-    from cxrlt_core.recipes import SOURCE, recipe_dirs
-
     folders = recipe_dirs()
     return folders[0] if folders else SOURCE
 
 
 def read_card(path: str | os.PathLike[str]) -> RecipeCard:
     """The card of the recipe file ``path`` (the recipe is parsed and checked as :func:`load_recipe` does)."""
-    from cxrlt_core.config import load_recipe
-
     path = Path(path)
     recipe = load_recipe(path)
     card = parse_card(recipe.name or path.stem, recipe.card, str(path))

@@ -21,7 +21,9 @@ from typing import Any
 from cxrlt_core import runs
 from cxrlt_core.config import load_recipe, resolve_path
 from cxrlt_core.data.manifest import read_manifest
+from cxrlt_core.data.splits import patient_grouped_split
 from cxrlt_core.errors import InputError
+from cxrlt_core.inference.predict import predict
 
 PREDICTIONS_DIR = "predictions"
 TEST_CSV = "test.csv"
@@ -29,8 +31,6 @@ Progress = Callable[[str, int, int], None]
 
 
 def _val_manifest(recipe: Any, workspace: str | os.PathLike[str] | None) -> Any:
-    from cxrlt_core.data.splits import patient_grouped_split
-
     cfg = recipe.data
     common = {
         "image_root": resolve_path(cfg.image_root, workspace),
@@ -93,8 +93,6 @@ def write_run_predictions(
     Raises:
         InputError: the run has no best checkpoint or no config, or its data cannot be read.
     """
-    from cxrlt_core.inference.predict import predict
-
     run_dir = Path(run_dir)
     checkpoint = runs.checkpoint_path(run_dir, "best")
     if not checkpoint.is_file():

@@ -20,7 +20,11 @@ import pandas as pd
 import yaml
 
 from cxrlt_core import runs
+from cxrlt_core.config import recipe_from_yaml, resolve_path
+from cxrlt_core.data.manifest import read_manifest
 from cxrlt_core.errors import CxrltError, InputError
+from cxrlt_core.evaluation import evaluate
+from cxrlt_core.predictions import read_predictions
 from cxrlt_core.tracking import epoch_metrics, flatten, read_tracking
 from cxrlt_core.workspace import Workspace
 
@@ -51,8 +55,6 @@ class RunRecord:
 def read_recipe_dict(run_dir: PathLike) -> dict[str, Any]:
     """``config.yaml`` as plain values with every default filled in (the raw file when this version cannot
     read it, e.g. a key that a later version added)."""
-    from cxrlt_core.config import recipe_from_yaml
-
     path = Path(run_dir) / runs.CONFIG_FILE
     if not path.is_file():
         return {}
@@ -156,8 +158,6 @@ def find_labels(manifest_path: PathLike) -> Path | None:
 
 def best_predictions(run: RunRecord, split: str = TEST_SPLIT) -> Path | None:
     """The run's ``predictions/<split>.parquet|csv`` when it was predicted from this run's best checkpoint alone."""
-    from cxrlt_core.predictions import read_predictions
-
     best = runs.checkpoint_path(run.path, "best").resolve()
     for suffix in (".parquet", ".csv"):
         path = run.path / "predictions" / f"{split}{suffix}"
@@ -173,10 +173,6 @@ def best_test_figures(
     run: RunRecord, labels: PathLike | None = None, workspace: PathLike | None = None
 ) -> dict[str, Any]:
     """The run's best-checkpoint test figures (mAP, mAUC, mF1, mECE, per bucket) or a ``note`` saying why none."""
-    from cxrlt_core.data.manifest import read_manifest
-    from cxrlt_core.evaluation import evaluate
-    from cxrlt_core.predictions import read_predictions
-
     row: dict[str, Any] = {"run": run.name}
     pred_path = best_predictions(run)
     if pred_path is None:
@@ -199,8 +195,6 @@ def best_test_figures(
 
 def train_csv_of(run: RunRecord, workspace: PathLike | None = None) -> Path | None:
     """The run's training CSV (``data.train_csv`` of its recipe, placeholders resolved) when it exists."""
-    from cxrlt_core.config import resolve_path
-
     train_csv = (run.recipe.get("data") or {}).get("train_csv")
     if not train_csv:
         return None
@@ -209,8 +203,6 @@ def train_csv_of(run: RunRecord, workspace: PathLike | None = None) -> Path | No
 
 
 def _train_manifest(run: RunRecord, label_space: Any, workspace: PathLike | None) -> Any:
-    from cxrlt_core.data.manifest import read_manifest
-
     path = train_csv_of(run, workspace)
     return read_manifest(path, label_space=label_space) if path is not None else None
 

@@ -29,9 +29,17 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.numpy import save_file
 
+from cxrlt_core import runs
 from cxrlt_core.atomic import atomic_path
-from cxrlt_core.errors import InputError
+from cxrlt_core.config import resolve_path
+from cxrlt_core.data.images import read_radiograph
+from cxrlt_core.data.manifest import read_manifest
+from cxrlt_core.errors import CxrltError, InputError
+from cxrlt_core.explain import prepare_radiograph
+from cxrlt_core.models.checkpoint import load_checkpoint
 
 FORMAT = "cxrlt-shift"
 QUANTILE = 0.999
@@ -99,8 +107,6 @@ class ShiftModel:
         return [ShiftResult(float(d), self.threshold) for d in self.distance(features)]
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        from safetensors.numpy import save_file
-
         path = Path(path)
         meta = {"format": FORMAT, "threshold": repr(float(self.threshold)), "info": json.dumps(self.info)}
         tensors = {"mean": self.mean.astype(np.float64), "precision": self.precision.astype(np.float64)}
@@ -110,8 +116,6 @@ class ShiftModel:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> ShiftModel:
-        from safetensors import SafetensorError, safe_open
-
         try:
             with safe_open(str(path), framework="numpy") as handle:
                 meta = handle.metadata() or {}
@@ -179,9 +183,6 @@ def features_of_images(
     progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
     """Pooled features of image files, each read and preprocessed exactly as the Inspect page and ``predict`` do."""
-    from cxrlt_core.data.images import read_radiograph
-    from cxrlt_core.explain import prepare_radiograph
-
     rows = []
     for start in range(0, len(paths), batch_size):
         chunk = [prepare_radiograph(read_radiograph(p), sidecar)[1] for p in paths[start : start + batch_size]]
@@ -201,9 +202,6 @@ def fit_for_checkpoint(
     progress: Callable[[int, int], None] | None = None,
 ) -> Path:
     """Fit the check of ``checkpoint`` on (at most ``limit``) images of the training ``csv`` and save it beside."""
-    from cxrlt_core.data.manifest import read_manifest
-    from cxrlt_core.models.checkpoint import load_checkpoint
-
     model, sidecar = load_checkpoint(checkpoint)
     manifest = read_manifest(csv, image_root=image_root, require_labels=False)
     rows = pick_rows(len(manifest), limit)
@@ -232,10 +230,6 @@ def fit_after_training(run_dir: str | os.PathLike[str], recipe: Any, workspace: 
 
     A failure is logged and leaves the run without a check (the Inspect page then says so); it never fails the run.
     """
-    from cxrlt_core import runs
-    from cxrlt_core.config import resolve_path
-    from cxrlt_core.errors import CxrltError
-
     checkpoint = runs.checkpoint_path(run_dir, "best")
     if not checkpoint.exists():
         return None

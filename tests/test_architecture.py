@@ -172,3 +172,77 @@ def test_long_functions_counts_def_to_last_line():
     source = f"def short():\n{body}\nclass A:\n    def method(self):\n{body.replace('    ', '        ')}"
     assert long_functions(source, limit=5) == []
     assert long_functions(source, limit=4) == [("short", 5), ("method", 5)]
+
+
+#: The function-local imports the core keeps, outside ``cxrlt_core/commands/`` and ``cli.py`` (which stay lazy so
+#: that ``cxrlt --help`` imports no torch): (file, function, module imported, why it is not at module level).
+LOCAL_IMPORTS = (
+    ("config.py", "check_registered", "cxrlt_core.data.sampler", "recipe reading stays torch-free"),
+    ("config.py", "check_registered", "cxrlt_core.losses", "recipe reading stays torch-free"),
+    ("config.py", "check_registered", "cxrlt_core.models.heads", "recipe reading stays torch-free"),
+    ("jobs.py", "head_names", "cxrlt_core.models.heads", "the job queue (Train page) stays torch-free"),
+    ("jobs.py", "loss_names", "cxrlt_core.losses", "the job queue (Train page) stays torch-free"),
+    ("jobs.py", "check_recipe", "timm", "the job queue (Train page) stays torch-free"),
+    ("data/augment.py", "_import_albumentations", "albumentations", "NO_ALBUMENTATIONS_UPDATE set first; needs torch"),
+    ("data/splits.py", "patient_shuffle_split", "sklearn.model_selection", "1 s of sklearn for one split kind"),
+    ("inference/calibration.py", "fit", "sklearn.isotonic", "1 s of sklearn for one calibrator"),
+    ("shift.py", "_fit_gaussian", "sklearn.covariance", "1 s of sklearn, only when fitting"),
+    ("demo_workspace.py", "_step_train", "cxrlt_core.training", "the Overview page stays torch-free"),
+    ("demo_workspace.py", "_parallel_cores", "torch", "the Overview page stays torch-free"),
+    ("demo_workspace.py", "_step_predictions", "cxrlt_core.inference.predict", "the Overview page stays torch-free"),
+    ("demo_workspace.py", "_step_clip", "cxrlt_core.zeroshot.demo_clip", "the Overview page stays torch-free"),
+    ("demo_workspace.py", "_step_embeddings", "cxrlt_core.zeroshot.loading", "the Overview page stays torch-free"),
+    ("demo_workspace.py", "_step_embeddings", "cxrlt_core.zeroshot.predict", "the Overview page stays torch-free"),
+    ("tracking/__init__.py", "open_tracker", "cxrlt_core.tracking.tensorboard_tracker", "the chosen backend only"),
+    ("tracking/__init__.py", "open_tracker", "cxrlt_core.tracking.mlflow_tracker", "the chosen backend only"),
+    ("training/entry.py", "_submit_slurm", "submitit", "optional package, --slurm only"),
+    ("zeroshot/demo_clip.py", "minilm_dir", "transformers", "optional package, probed"),
+    ("explain.py", "grad_cam", "pytorch_grad_cam", "only Grad-CAM maps need it"),
+    ("explain.py", "grad_cam", "pytorch_grad_cam.utils.model_targets", "only Grad-CAM maps need it"),
+    ("explain.py", "map_on_image", "cxrlt_core.data.images", "to move with explain.py's next change"),
+    ("explain.py", "display_gray", "cxrlt_core.data.images", "to move with explain.py's next change"),
+    ("explain.py", "prepare_radiograph", "cxrlt_core.models.contract", "to move with explain.py's next change"),
+    ("explain.py", "maps_for_image", "cxrlt_core.models.contract", "to move with explain.py's next change"),
+)
+
+
+def local_imports(source: str) -> list[tuple[str, str]]:
+    """(outermost function, module) of every import inside a function of ``source``."""
+    found: list[tuple[str, str]] = []
+
+    def visit(node: ast.AST, function: str | None) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                visit(child, function or child.name)
+            elif function and isinstance(child, ast.Import):
+                found.extend((function, alias.name) for alias in child.names)
+            elif function and isinstance(child, ast.ImportFrom):
+                found.append((function, "." * child.level + (child.module or "")))
+            else:
+                visit(child, function)
+
+    visit(ast.parse(source), None)
+    return found
+
+
+def test_core_imports_at_module_level():
+    """Imports sit at the top of their module, where they show the module's real dependencies; the exceptions are
+    listed above. ``commands/`` and ``cli.py`` are exempt: they stay lazy so that ``cxrlt --help`` imports no torch."""
+    found = {
+        (path.relative_to(CORE).as_posix(), function, module)
+        for path in sorted(CORE.rglob("*.py"))
+        if path.relative_to(CORE).parts[0] != "commands" and path.relative_to(CORE).as_posix() != "cli.py"
+        for function, module in local_imports(path.read_text(encoding="utf-8"))
+    }
+    allowed = {(file, function, module) for file, function, module, _ in LOCAL_IMPORTS}
+    assert sorted(found - allowed) == [], "move these imports to the top of their module (or list them with a reason)"
+    assert sorted(allowed - found) == [], "these listed imports are gone: remove them from LOCAL_IMPORTS"
+
+
+def test_local_imports_are_found_inside_functions_only():
+    source = (
+        "import os\n"
+        "def f():\n    import torch\n    from . import x\n    def g():\n        from a.b import c\n"
+        "class A:\n    def m(self):\n        if True:\n            import cv2\n"
+    )
+    assert local_imports(source) == [("f", "torch"), ("f", "."), ("f", "a.b"), ("m", "cv2")]

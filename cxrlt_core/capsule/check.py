@@ -27,7 +27,10 @@ from cxrlt_core.capsule import (
 )
 from cxrlt_core.capsule.hashes import parse_sha256_lines, sha256_file
 from cxrlt_core.capsule.scoring import ScorerSpec, compare, score
+from cxrlt_core.data.manifest import read_manifest
 from cxrlt_core.errors import CxrltError, InputError
+from cxrlt_core.inference.predict import predict
+from cxrlt_core.predictions import read_predictions
 
 PathLike = str | os.PathLike[str]
 Progress = Callable[[int, int], None]
@@ -222,8 +225,6 @@ def check_capsule(
         labels: the labels CSV (default: where the capsule says).
         progress: ``progress(done, total)`` while hashing images.
     """
-    from cxrlt_core.predictions import read_predictions
-
     with open_capsule(capsule) as (folder, manifest):
         labels_path = Path(labels) if labels else None
         try:
@@ -243,8 +244,6 @@ def check_capsule(
 
 def rerun_items(manifest: Mapping[str, Any], pred: Any, root: Path, labels: Path | None) -> list[CheckItem]:
     """Predict the listed images again with the recorded checkpoints and settings; compare and re-score."""
-    from cxrlt_core.predictions import read_predictions
-
     reported = manifest.get("figures") or {}
     missing = [e["path"] for e in manifest.get("checkpoints", []) if not Path(e["path"]).is_file()]
     if not root.is_dir():
@@ -268,9 +267,6 @@ def rerun_items(manifest: Mapping[str, Any], pred: Any, root: Path, labels: Path
 
 
 def _predict_again(manifest: Mapping[str, Any], root: Path, out: Path) -> None:
-    from cxrlt_core.data.manifest import read_manifest
-    from cxrlt_core.inference.predict import predict
-
     provenance = manifest["predictions"]["provenance"]
     gating = provenance.get("gating") or {}
     calibration = manifest.get("calibration")

@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from cxrlt_core.capsule.make import CapsuleResult, make_capsule
+from cxrlt_core.predictions import read_predictions
+from cxrlt_core.runs_compare import find_labels, load_run, train_csv_of
 from cxrlt_core.workspace import Workspace
 
 CAPSULE_SUFFIX = ".capsule"
@@ -14,8 +16,6 @@ CAPSULE_SUFFIX = ".capsule"
 
 def training_csv_of_predictions(provenance: dict[str, Any], workspace: Workspace) -> Path | None:
     """The training CSV of the first checkpoint's run (for head / medium / tail), when it can be found."""
-    from cxrlt_core.runs_compare import load_run, train_csv_of
-
     for model in provenance.get("models") or []:
         path = Path(str(model.get("checkpoint", ""))) if isinstance(model, dict) else None
         if path is not None and path.parent.parent.parent == workspace.runs_dir:
@@ -35,9 +35,6 @@ def export_capsule(
     Figures are scored when labels are found beside the test ids (``<test>_labels.csv``, as in the demo data);
     without them the capsule still re-checks every hash and re-runs the Task 1 inference.
     """
-    from cxrlt_core.predictions import read_predictions
-    from cxrlt_core.runs_compare import find_labels
-
     submission, test_csv = Path(submission), Path(test_csv)
     provenance = read_predictions(predictions).metadata
     return make_capsule(

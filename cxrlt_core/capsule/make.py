@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from cxrlt_core import runs
-from cxrlt_core.atomic import write_json, write_text
+from cxrlt_core.atomic import atomic_path, write_json, write_text
 from cxrlt_core.capsule import CAPSULE_KIND, CAPSULE_VERSION, IMAGES_FILE, MANIFEST_FILE
 from cxrlt_core.capsule.hashes import image_lines, sha256_file, software
 from cxrlt_core.capsule.scoring import ScorerSpec, score
+from cxrlt_core.data.manifest import read_manifest
 from cxrlt_core.errors import InputError
+from cxrlt_core.predictions import read_predictions, sidecar_path
 
 PathLike = str | os.PathLike[str]
 Progress = Callable[[int, int], None]
@@ -50,8 +52,6 @@ def _copy_entry(source: Path, folder: Path, relative: str) -> dict[str, str]:
 
 def _image_manifest(ids_csv: Path, image_root: Path, label_space: Any) -> list[str]:
     """Each listed image's path relative to ``image_root`` (ids resolved as training and prediction do)."""
-    from cxrlt_core.data.manifest import read_manifest
-
     if not image_root.is_dir():
         raise InputError(f"{image_root}: image folder not found (give --images DIR)")
     manifest = read_manifest(ids_csv, image_root=image_root, label_space=label_space, require_labels=False)
@@ -88,8 +88,6 @@ def _checkpoints(provenance: Mapping[str, Any], folder: Path) -> tuple[list[dict
 
 def _predictions_entry(path: Path, folder: Path) -> dict[str, Any]:
     """The predictions file copied (with its ``.meta.json`` sidecar, for a CSV)."""
-    from cxrlt_core.predictions import sidecar_path
-
     entry: dict[str, Any] = _copy_entry(path, folder, f"predictions/{path.name}")
     meta = sidecar_path(path)
     if meta.is_file():
@@ -130,8 +128,6 @@ def make_capsule(
         overwrite: replace an existing capsule at ``out``.
         progress: ``progress(done, total)`` while hashing images.
     """
-    from cxrlt_core.predictions import read_predictions
-
     out = Path(out)
     if out.exists() and not overwrite:
         raise InputError(f"{out} already exists; choose another --out (or --force to replace it)")
@@ -185,8 +181,6 @@ def make_capsule(
 def _publish(staging: Path, out: Path) -> None:
     """Move the finished folder into place, or zip it (members in sorted order) when ``out`` ends in ``.zip``."""
     if out.suffix.lower() == ".zip":
-        from cxrlt_core.atomic import atomic_path
-
         with atomic_path(out) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
             for path in sorted(p for p in staging.rglob("*") if p.is_file()):
                 archive.write(path, path.relative_to(staging).as_posix())

@@ -9,7 +9,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from cxrlt_core.data.manifest import read_manifest
 from cxrlt_core.errors import InputError
+from cxrlt_core.evaluation import evaluate
 
 BUCKETS = ("head", "medium", "tail")
 MACRO = ("mAP", "mAUC", "mF1", "mECE", "mean_of_buckets")
@@ -43,9 +45,6 @@ def score(
     pred: Any, labels: str | os.PathLike[str], train: str | os.PathLike[str] | None, spec: ScorerSpec
 ) -> dict[str, float | None]:
     """The figures of ``pred`` against the labels CSV (training CSV: bucket prevalence), scored as ``spec`` says."""
-    from cxrlt_core.data.manifest import read_manifest
-    from cxrlt_core.evaluation import evaluate
-
     truth = read_manifest(labels, label_space=spec.label_space, uncertain=spec.uncertain)
     train_manifest = None
     if train is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from cxrlt_core.training.entry import add_arguments
+from cxrlt_core.training.arguments import add_arguments
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

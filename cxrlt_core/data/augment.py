@@ -14,6 +14,7 @@ import math
 import os
 from typing import Any
 
+import cv2
 import numpy as np
 
 REFERENCE_SIZE = 512  # the image size the winning code's pixel sizes (dropout holes) were chosen for
@@ -54,7 +55,6 @@ def build_train_augment(cfg: AugmentConfig, image_size: int, seed: int | None = 
     if not cfg.enabled:
         return None
     A = _import_albumentations()
-    import cv2
 
     hole = max(1, round(cfg.dropout_size * image_size / REFERENCE_SIZE))
     sigma = tuple(math.sqrt(v) / 255.0 for v in cfg.noise_var)

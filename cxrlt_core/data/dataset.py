@@ -10,14 +10,17 @@ from __future__ import annotations
 import dataclasses
 import multiprocessing
 import random
+import signal
 from collections.abc import Sequence
 from typing import Any, Literal
 
+import cv2
 import numpy as np
 import torch
 import torch.utils.data
 
 from cxrlt_core.data.augment import AugmentConfig, apply_augment, build_train_augment
+from cxrlt_core.data.images import IMAGENET_MEAN, IMAGENET_STD, load_image
 from cxrlt_core.errors import InputError
 
 OnError = Literal["raise", "skip"]
@@ -68,8 +71,6 @@ class CxrDataset(torch.utils.data.Dataset):
         std: Sequence[float] | None = None,
         seed: int | None = None,
     ):
-        from cxrlt_core.data.images import IMAGENET_MEAN, IMAGENET_STD
-
         if on_error not in ON_ERROR:
             raise InputError(f"unknown image error policy {on_error!r}; choose one of: {', '.join(ON_ERROR)}")
         self.manifest = manifest
@@ -119,8 +120,6 @@ class CxrDataset(torch.utils.data.Dataset):
 
     def read(self, index: int) -> np.ndarray:
         """The preprocessed (H, W) uint8 image of row ``index``; an unreadable file raises ``InputError`` naming it."""
-        from cxrlt_core.data.images import load_image
-
         path = self.manifest.image_path(index)
         try:
             image = self.cache.get(path) if self.cache is not None else load_image(path, self.preprocess)
@@ -168,9 +167,6 @@ def seed_worker(worker_id: int) -> None:
     info = torch.utils.data.get_worker_info()
     if info is None:
         return
-    import signal
-
-    import cv2
 
     # a stop (SIGTERM to the process group) is the training process's to handle: it ends its workers itself
     signal.signal(signal.SIGTERM, signal.SIG_IGN)

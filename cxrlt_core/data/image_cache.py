@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from cxrlt_core.atomic import atomic_path, write_json
 from cxrlt_core.data.images import Preprocess, load_image
@@ -119,8 +120,6 @@ class ImageCache:
             progress: ``progress(done, total)`` after each image.
             show_progress: draw a tqdm bar on stderr.
         """
-        from tqdm.auto import tqdm
-
         paths = list(paths)
         problems: list[str] = []
         before = self.stats()

@@ -20,6 +20,8 @@ import os
 import struct
 from io import BytesIO
 
+from PIL import Image
+
 from cxrlt_core.errors import InputError
 
 DEFAULT_MAX_PIXELS = 8192 * 8192
@@ -88,8 +90,6 @@ def jpeg_size(data: bytes) -> tuple[int, int] | None:
 def pil_size(data: bytes) -> tuple[int, int] | None:
     """``(width, height)`` from Pillow's lazy open (header only, no pixel decoding), or ``None`` if Pillow cannot."""
     try:
-        from PIL import Image
-
         with Image.open(BytesIO(data)) as image:
             return tuple(image.size)  # type: ignore[return-value]
     except Exception:  # Pillow raises many types on unknown or broken headers

@@ -25,6 +25,8 @@ from typing import Any
 
 import cv2
 import numpy as np
+import pydicom
+from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut
 
 from cxrlt_core.data.image_headers import check_dicom_pixels, check_header_pixels
 from cxrlt_core.errors import InputError
@@ -221,9 +223,6 @@ def _decode_dicom(data: bytes, name: str) -> np.ndarray:
     The order is the DICOM grayscale pipeline (PS3.4 N.2): modality LUT, VOI LUT, then presentation, where
     MONOCHROME1 means that low values are displayed bright; we mirror it so that bone is bright, as in MONOCHROME2.
     """
-    import pydicom
-    from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut
-
     try:
         ds = pydicom.dcmread(BytesIO(data), force=True)
     except Exception as exc:  # pydicom raises many types on a malformed stream

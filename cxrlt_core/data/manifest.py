@@ -23,7 +23,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cxrlt_core.csvsafety import delimiter_problem
 from cxrlt_core.data.confine import RootGuard, id_escape
+from cxrlt_core.data.metadata import canonical_metadata
 from cxrlt_core.errors import InputError, ValidationError
 from cxrlt_core.labels import (
     DEFAULT_META_COLUMNS,
@@ -81,8 +83,6 @@ def read_csv_table(path: str | os.PathLike[str], what: str = "labels file") -> p
         raise InputError(f"{path}: empty file, no CSV header")
     header = [str(h).lstrip("\ufeff").strip() for h in raw.iloc[0].tolist()]
     if len(header) == 1:
-        from cxrlt_core.csvsafety import delimiter_problem
-
         problem = delimiter_problem(header[0])
         if problem:
             raise InputError(f"{path}: {problem}")
@@ -213,8 +213,6 @@ class Manifest:
 
         ``column_map`` (field -> column) overrides both the aliases and the map given to :func:`read_manifest`.
         """
-        from cxrlt_core.data.metadata import canonical_metadata
-
         try:
             return canonical_metadata(self.meta, {**self.metadata_columns, **(column_map or {})})
         except InputError as exc:

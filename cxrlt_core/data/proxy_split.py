@@ -12,11 +12,13 @@ without a label) are left out of both. The report compares it with a random imag
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from cxrlt_core.data.manifest import Manifest
+from cxrlt_core.atomic import write_text
+from cxrlt_core.data.manifest import Manifest, read_csv_table
 from cxrlt_core.data.metadata import is_frontal
 from cxrlt_core.data.splits import patient_groups
 from cxrlt_core.errors import InputError
@@ -123,11 +125,6 @@ def format_split_report(report: dict[str, Any]) -> str:
 
 def write_split(manifest: Manifest, split: ProxySplit, out_dir: str) -> list[str]:
     """``train.csv`` and ``val.csv`` (the original rows, every column) in ``out_dir``; returns their paths."""
-    from pathlib import Path
-
-    from cxrlt_core.atomic import write_text
-    from cxrlt_core.data.manifest import read_csv_table
-
     if manifest.path is None:
         raise InputError("the manifest was not read from a file; nothing to copy rows from")
     table = read_csv_table(manifest.path)

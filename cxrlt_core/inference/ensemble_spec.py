@@ -25,7 +25,9 @@ from typing import Any
 
 import yaml
 
+from cxrlt_core.config import resolve_path
 from cxrlt_core.errors import InputError
+from cxrlt_core.models.checkpoint import read_sidecar
 
 MEMBER_KEYS = ("checkpoint", "input_size", "weight", "name")
 
@@ -105,8 +107,6 @@ def _member(path: Path, index: int, item: Any, workspace: str | os.PathLike[str]
 
 
 def _resolve(spec: Path, value: str, workspace: str | os.PathLike[str] | None) -> Path:
-    from cxrlt_core.config import resolve_path
-
     if value.startswith("${"):
         return resolve_path(value, workspace)  # type: ignore[return-value]
     candidate = Path(value).expanduser()
@@ -114,8 +114,6 @@ def _resolve(spec: Path, value: str, workspace: str | os.PathLike[str] | None) -
 
 
 def _check_size(path: Path, index: int, member: EnsembleMember) -> None:
-    from cxrlt_core.models.checkpoint import read_sidecar
-
     if not member.checkpoint.is_file():
         raise InputError(f"{path}: member {index}: checkpoint {member.checkpoint} does not exist")
     if member.input_size is None:

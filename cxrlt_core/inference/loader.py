@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.utils.data
 
+from cxrlt_core.data.images import load_image
 from cxrlt_core.errors import InputError
 
 __all__ = ["ON_ERROR", "ImageBatch", "InferenceImages", "collate_images", "image_loader"]
@@ -61,8 +62,6 @@ class InferenceImages(torch.utils.data.Dataset):
         return len(self.rows)
 
     def __getitem__(self, position: int) -> tuple[np.ndarray | None, int, str]:
-        from cxrlt_core.data.images import load_image
-
         row = int(self.rows[position])
         path = self.paths[row]
         try:

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from cxrlt_core.errors import InputError
+from cxrlt_core.predictions import read_predictions, write_predictions
 
 
 def aggregate_studies(
@@ -94,8 +95,6 @@ def aggregate_prediction_file(
     """Rewrite a predictions file (atomically) with study-aggregated scores, from the manifest's canonical
     ``study`` / ``view`` metadata (:meth:`~cxrlt_core.data.manifest.Manifest.metadata`); returns a summary that is
     also stored in the file's metadata under ``study_aggregation``."""
-    from cxrlt_core.predictions import read_predictions, write_predictions
-
     pred = read_predictions(path)
     meta = manifest.metadata()
     if meta["study"].isna().all():

@@ -23,8 +23,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from cxrlt_core.atomic import atomic_path, json_safe, write_text
+from cxrlt_core.csvsafety import warn_formula_ids
 from cxrlt_core.errors import InputError
 from cxrlt_core.predictions import METADATA_KEY, PARQUET_SUFFIXES, sidecar_path
 
@@ -95,9 +98,6 @@ class PredictionWriter:
 
     def _open(self) -> None:
         if self.parquet:
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-
             kind = pa.uint8() if self.binary else pa.float64()
             self._schema = pa.schema([(self.id_column, pa.string())] + [(c, kind) for c in self.classes])
             self._writer = pq.ParquetWriter(self._tmp, self._schema, store_schema=False)
@@ -123,12 +123,8 @@ class PredictionWriter:
 
     def _append(self, ids: list[str], scores: np.ndarray) -> None:
         if not self.parquet:  # a CSV may be opened in a spreadsheet
-            from cxrlt_core.csvsafety import warn_formula_ids
-
             warn_formula_ids(self.path, ids, offset=self.rows)
         if self.parquet:
-            import pyarrow as pa
-
             values = scores.astype(np.uint8) if self.binary else scores
             arrays = [pa.array(ids, type=pa.string())] + [pa.array(values[:, j]) for j in range(values.shape[1])]
             self._writer.write_table(pa.Table.from_arrays(arrays, schema=self._schema))

@@ -29,9 +29,15 @@ import socket
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import timm
 import torch
+from huggingface_hub import constants, hf_hub_download, try_to_load_from_cache
+from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
+from safetensors.torch import load_file
+from timm.models import adapt_input_conv
+from timm.models._hub import hf_split
 from torch import nn
 
 from cxrlt_core.errors import InputError
@@ -106,8 +112,6 @@ def pretrained_source(value: str | None) -> str:
 
 def _offline() -> bool:
     """True when huggingface_hub is in offline mode (the constant is read at import, the variable maybe later)."""
-    from huggingface_hub import constants
-
     env = os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in ("1", "ON", "YES", "TRUE")
     return bool(constants.HF_HUB_OFFLINE) or env
 
@@ -136,9 +140,6 @@ def _hub_target(backbone: str, pretrained: str, kind: str) -> tuple[str, str | N
 
 
 def _cached_hub_file(repo: str, files: tuple[str, ...]) -> str | None:
-    from huggingface_hub import try_to_load_from_cache
-    from timm.models._hub import hf_split
-
     repo_id, revision = hf_split(repo)
     for filename in files:
         found = try_to_load_from_cache(repo_id, filename, revision=revision)
@@ -148,8 +149,6 @@ def _cached_hub_file(repo: str, files: tuple[str, ...]) -> str | None:
 
 
 def _missing_weights_error(backbone: str, repo: str | None, cause: str = "") -> InputError:
-    from huggingface_hub import constants
-
     reason = f" ({cause})" if cause else ""
     if repo is None:
         return InputError(
@@ -168,10 +167,6 @@ def _missing_weights_error(backbone: str, repo: str | None, cause: str = "") -> 
 
 def _hub_unreachable(timeout: float = 3.0) -> str:
     """Why the hub cannot be reached ('' if it can): one quick TCP connect instead of the hub client's retries."""
-    from urllib.parse import urlparse
-
-    from huggingface_hub import constants
-
     if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY")):
         return ""  # behind a proxy a direct connect proves nothing; let the hub client try
     url = urlparse(constants.ENDPOINT)
@@ -191,10 +186,6 @@ def _is_download_error(exc: BaseException) -> bool:
 
 def _download_hub_file(repo: str, files: tuple[str, ...], backbone: str) -> str:
     """Download the first of ``files`` that the hub repository has (into the HF cache); errors become InputError."""
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
-    from timm.models._hub import hf_split
-
     repo_id, revision = hf_split(repo)
     last: BaseException | None = None
     for filename in files:
@@ -327,8 +318,6 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
         raise InputError(f"weights file {file} does not exist")
     suffix = file.suffix.lower()
     if suffix == ".safetensors":
-        from safetensors.torch import load_file
-
         try:
             data: Any = load_file(str(file), device="cpu")
         except Exception as exc:
@@ -401,8 +390,6 @@ def load_backbone_state(backbone: nn.Module, state: dict[str, torch.Tensor], sou
     first_conv = (getattr(backbone, "pretrained_cfg", None) or {}).get("first_conv")
     conv_key = f"{first_conv}.weight" if isinstance(first_conv, str) else None
     if conv_key in state and conv_key in target and state[conv_key].shape[1] != target[conv_key].shape[1]:
-        from timm.models import adapt_input_conv
-
         state[conv_key] = adapt_input_conv(target[conv_key].shape[1], state[conv_key])
     loadable, dropped, wrong = {}, [], []
     for key, value in state.items():

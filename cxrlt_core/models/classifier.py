@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from timm.optim import param_groups_layer_decay
 from torch import nn
 
 from cxrlt_core.errors import InputError
@@ -241,8 +242,6 @@ class CxrClassifier(nn.Module):
     def _layer_decay_groups(
         self, lr: float, wd: float, layer_decay: float, skip: set[str], decay_norm_and_bias: bool
     ) -> list[dict[str, Any]]:
-        from timm.optim import param_groups_layer_decay
-
         raw = param_groups_layer_decay(
             self.backbone,
             weight_decay=wd,

@@ -20,8 +20,17 @@ from pathlib import Path
 from typing import Any
 
 from cxrlt_core import __version__, runs
+from cxrlt_core.config import resolve_path
 from cxrlt_core.errors import InputError
 from cxrlt_core.tracking import PER_CLASS_FILE, Tracker, epoch_metrics, flatten, read_tracking, update_tracking
+
+# MLflow reads these when it is imported: no telemetry, no git probing. This module is imported only when a run
+# tracks to MLflow (cxrlt_core.tracking.open_tracker).
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+
+from mlflow.entities import Metric, Param, RunTag  # noqa: E402
+from mlflow.tracking import MlflowClient  # noqa: E402
 
 DEFAULT_STORE = "${workspace}/mlruns"
 MAX_PARAM_LENGTH = 6000  # MLflow's limit on a param value
@@ -32,8 +41,6 @@ _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 
 def resolve_tracking_uri(uri: str | None, workspace: str | os.PathLike[str] | None = None) -> str:
     """A tracking URI: ``None`` → the workspace's file store; a path (``${workspace}/...`` allowed) → ``file://``."""
-    from cxrlt_core.config import resolve_path
-
     value = DEFAULT_STORE if uri is None else uri
     if _SCHEME.match(value) and len(value.split(":", 1)[0]) > 1:  # a scheme, not a Windows drive letter
         return value
@@ -42,12 +49,8 @@ def resolve_tracking_uri(uri: str | None, workspace: str | os.PathLike[str] | No
 
 def mlflow_client(tracking_uri: str) -> Any:
     """An ``MlflowClient`` for ``tracking_uri``, set up to stay offline (see the module docstring)."""
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
     if tracking_uri.startswith("file:"):
         os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
-    from mlflow.tracking import MlflowClient
-
     return MlflowClient(tracking_uri=tracking_uri)
 
 
@@ -93,8 +96,6 @@ class MlflowTracker(Tracker):
 
     def _log_params(self, recipe: Any) -> None:
         """The resolved recipe; on resume, a key whose value changed is a tag (MLflow params are write-once)."""
-        from mlflow.entities import Param, RunTag
-
         existing = self.client.get_run(self.run_id).data.params
         params, tags = [], []
         for key, value in flatten(recipe.to_dict()).items():
@@ -107,7 +108,6 @@ class MlflowTracker(Tracker):
             self.client.log_batch(self.run_id, params=params[i : i + BATCH], tags=tags[i : i + BATCH])
 
     def log_epoch(self, record: Mapping[str, Any]) -> None:
-        from mlflow.entities import Metric
 
         step = int(record["epoch"])
         stamp = int(float(record.get("time") or 0) * 1000)

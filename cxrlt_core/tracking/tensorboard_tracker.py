@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from torch.utils.tensorboard import SummaryWriter
+
 from cxrlt_core.tracking import TENSORBOARD_DIR, Tracker, epoch_metrics, update_tracking
 
 
@@ -13,8 +15,6 @@ class TensorBoardTracker(Tracker):
     """Scalars per epoch (step = epoch number) and the resolved recipe as text, with torch's ``SummaryWriter``."""
 
     def __init__(self, recipe: Any, run_dir: Path, first_epoch: int = 0):
-        from torch.utils.tensorboard import SummaryWriter
-
         log_dir = Path(run_dir) / TENSORBOARD_DIR
         # a resumed run drops events of the epochs it trains again (steps > first_epoch)
         self.writer = SummaryWriter(log_dir=str(log_dir), purge_step=first_epoch + 1 if first_epoch else None)

@@ -12,8 +12,14 @@ import torch.utils.data
 
 from cxrlt_core.config import DataConfig, Recipe, resolve_path
 from cxrlt_core.data.dataset import CxrDataset, collate_batch, seed_worker
+from cxrlt_core.data.image_cache import ImageCache
+from cxrlt_core.data.images import Preprocess
+from cxrlt_core.data.manifest import read_manifest
 from cxrlt_core.data.sampler import RepeatFactorSampler, build_train_sampler
+from cxrlt_core.data.splits import patient_grouped_split, patient_shuffle_split
 from cxrlt_core.errors import InputError
+from cxrlt_core.fidelity import resolve_profile
+from cxrlt_core.paths import default_workspace
 
 
 @dataclasses.dataclass
@@ -43,12 +49,6 @@ def prepare_data(
     interpolation, the rounding to uint8 and the validation split (``images``: ``val_fraction`` of the images in
     whole patients, stratified draw; ``patients``: ``val_fraction`` of the patients, ``GroupShuffleSplit``).
     """
-    from cxrlt_core.data.image_cache import ImageCache
-    from cxrlt_core.data.images import Preprocess
-    from cxrlt_core.data.manifest import read_manifest
-    from cxrlt_core.data.splits import patient_grouped_split, patient_shuffle_split
-    from cxrlt_core.fidelity import resolve_profile
-
     profile = profile or resolve_profile("cxrlt")
 
     def read(csv: str | None) -> Any:
@@ -94,8 +94,6 @@ def prepare_data(
 
 
 def _workspace_cache(workspace: str | os.PathLike[str] | None) -> Path:
-    from cxrlt_core.paths import default_workspace
-
     return Path(workspace if workspace is not None else default_workspace()).resolve() / "cache" / "images"
 
 

@@ -23,40 +23,24 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cxrlt_core.errors import InputError
+import submitit
 
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The arguments of ``cxrlt train`` (and of ``python -m cxrlt_core.training``)."""
-    parser.add_argument(
-        "--config", help="a shipped recipe's name (e.g. demo_csra) or a recipe YAML; default on --resume: the run's"
-    )
-    parser.add_argument(
-        "overrides", nargs="*", metavar="KEY=VALUE", help="recipe overrides, e.g. optim.phase2.epochs=3"
-    )
-    parser.add_argument("--workspace", help="workspace folder (default $CXRLT_WORKSPACE or ./workspace/demo)")
-    parser.add_argument("--run-name", help="run id: letters, digits, '.', '_', '-' (default <recipe>-<timestamp>)")
-    parser.add_argument("--run-dir", help=argparse.SUPPRESS)  # set by the launcher for torchrun children
-    parser.add_argument("--resume", action="store_true", help="continue the run --run-name from its last epoch")
-    parser.add_argument("--nproc", type=int, default=1, help="processes on this machine (torchrun DDP; GPUs or CPU)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    slurm = parser.add_argument_group("SLURM (submitit)")
-    slurm.add_argument("--slurm", action="store_true", help="submit to SLURM with submitit instead of running here")
-    slurm.add_argument("--partition", help="SLURM partition")
-    slurm.add_argument("--gpus", type=int, default=1, help="GPUs (= tasks) per node")
-    slurm.add_argument("--nodes", type=int, default=1, help="nodes")
-    slurm.add_argument("--time", default="24:00:00", help="time limit: minutes, HH:MM:SS or D-HH:MM:SS")
-    slurm.add_argument("--cpus-per-task", type=int, default=8, help="CPU cores per task (DataLoader workers)")
-    slurm.add_argument("--mem-gb", type=int, default=None, help="memory per node in GB")
-    slurm.add_argument("--account", help="SLURM account")
-    slurm.add_argument("--qos", help="SLURM QoS")
-    slurm.add_argument("--slurm-cluster", default=None, help=argparse.SUPPRESS)  # "debug"/"local" for tests
+from cxrlt_core import distributed as dist_utils
+from cxrlt_core import runs
+from cxrlt_core.atomic import write_text
+from cxrlt_core.config import Recipe, load_recipe, recipe_from_yaml
+from cxrlt_core.distributed import launched_by_torchrun
+from cxrlt_core.errors import CxrltError, InputError
+from cxrlt_core.run_predictions import write_run_predictions
+from cxrlt_core.runlock import describe_holder, live_holder
+from cxrlt_core.runs import CONFIG_FILE
+from cxrlt_core.training.arguments import add_arguments
+from cxrlt_core.training.loop import train
+from cxrlt_core.workspace import Workspace
 
 
 def run_from_args(args: argparse.Namespace) -> int:
     """Do what the parsed arguments ask; returns an exit code."""
-    from cxrlt_core.distributed import launched_by_torchrun
-
     if args.nproc < 1:
         raise InputError(f"--nproc must be at least 1, got {args.nproc}")
     if launched_by_torchrun():
@@ -65,9 +49,6 @@ def run_from_args(args: argparse.Namespace) -> int:
         return _submit_slurm(args)
     run_dir, recipe = prepare_run(args)
     if args.nproc > 1:
-        from cxrlt_core.atomic import write_text
-        from cxrlt_core.runs import CONFIG_FILE
-
         write_text(run_dir / CONFIG_FILE, recipe.to_yaml())  # the children read the recipe, overrides included
         code = launch_torchrun(run_dir, args.nproc, workspace=args.workspace, resume=args.resume)
         if code == 0:
@@ -85,10 +66,6 @@ def write_end_of_run_predictions(run_dir: Path, workspace: str | None, show_prog
     A failure here does not undo the training: it is printed, recorded in ``status.json`` and can be retried with
     ``cxrlt predict-run``.
     """
-    from cxrlt_core import runs
-    from cxrlt_core.errors import CxrltError
-    from cxrlt_core.run_predictions import write_run_predictions
-
     runs.write_status(run_dir, message="writing the val / test predictions")
     try:
         written = write_run_predictions(run_dir, workspace, show_progress=show_progress)
@@ -104,10 +81,6 @@ def write_end_of_run_predictions(run_dir: Path, workspace: str | None, show_prog
 
 def prepare_run(args: argparse.Namespace) -> tuple[Path, Any]:
     """Load the recipe (+ overrides) and create (or, with --resume, find) the run folder; rank-0 work."""
-    from cxrlt_core import runs
-    from cxrlt_core.config import load_recipe, recipe_from_yaml
-    from cxrlt_core.workspace import Workspace
-
     if args.run_dir:
         run_dir = Path(args.run_dir)
         config = args.config or run_dir / runs.CONFIG_FILE
@@ -126,7 +99,6 @@ def prepare_run(args: argparse.Namespace) -> tuple[Path, Any]:
             if not config.is_file():
                 raise InputError(f"{config}: the run has no config.yaml; pass --config")
             recipe = recipe_from_yaml(config.read_text(encoding="utf-8"), str(config), args.overrides)
-        from cxrlt_core.runlock import describe_holder, live_holder
 
         holder = live_holder(run_dir)
         if holder is not None:
@@ -139,7 +111,6 @@ def prepare_run(args: argparse.Namespace) -> tuple[Path, Any]:
         raise InputError("--config RECIPE is required (a shipped recipe's name, e.g. demo_csra, or a YAML file)")
     recipe = load_recipe(args.config, args.overrides)
     run_dir = runs.create_run(workspace, args.run_name or runs.new_run_name(recipe.name))
-    from cxrlt_core.atomic import write_text
 
     write_text(run_dir / runs.CONFIG_FILE, recipe.to_yaml())
     runs.write_status(run_dir, "queued", run_id=run_dir.name, recipe=recipe.name, progress=0.0)
@@ -147,8 +118,6 @@ def prepare_run(args: argparse.Namespace) -> tuple[Path, Any]:
 
 
 def _train_here(recipe: Any, run_dir: Path, resume: bool, workspace: str | None, show_progress: bool) -> int:
-    from cxrlt_core.training.loop import train
-
     result = train(recipe, run_dir, resume=resume, workspace=workspace, show_progress=show_progress)
     if result.state == "finished":
         best = "n/a" if result.best_map is None else f"{result.best_map:.4f}"
@@ -166,9 +135,6 @@ def _train_here(recipe: Any, run_dir: Path, resume: bool, workspace: str | None,
 
 def _run_as_rank(args: argparse.Namespace) -> int:
     """Inside torchrun: rank 0 prepares the run folder, every rank trains."""
-    from cxrlt_core import distributed as dist_utils
-    from cxrlt_core.config import Recipe, recipe_from_yaml
-
     info = dist_utils.init_distributed(_peek_device(args))
     try:
         prepared = None
@@ -191,10 +157,6 @@ def _run_as_rank(args: argparse.Namespace) -> int:
 
 def _peek_device(args: argparse.Namespace) -> str:
     """The recipe's ``optim.device`` (every rank reads it before the process group exists); ``auto`` if unknown."""
-    from cxrlt_core import runs
-    from cxrlt_core.config import load_recipe
-    from cxrlt_core.workspace import Workspace
-
     config: str | Path | None = args.config or None
     if config is None and args.run_dir:
         config = Path(args.run_dir) / runs.CONFIG_FILE
@@ -262,12 +224,6 @@ class SlurmTask:
         self.show_progress = show_progress
 
     def __call__(self) -> str:
-        import submitit
-
-        from cxrlt_core import distributed as dist_utils
-        from cxrlt_core.config import load_recipe
-        from cxrlt_core.runs import CONFIG_FILE
-        from cxrlt_core.training.loop import train
 
         environment = submitit.JobEnvironment()
         if environment.num_tasks > 1:
@@ -282,8 +238,6 @@ class SlurmTask:
         return result.state
 
     def checkpoint(self) -> Any:
-        import submitit
-
         return submitit.helpers.DelayedSubmission(SlurmTask(self.run_dir, self.workspace, True, self.show_progress))
 
 
@@ -294,7 +248,6 @@ def _submit_slurm(args: argparse.Namespace) -> int:
         raise InputError(
             "--slurm needs the submitit package: pip install submitit (or pip install 'cxrlt[slurm]')"
         ) from None
-    from cxrlt_core import runs
 
     if args.gpus < 1 or args.nodes < 1:
         raise InputError("--gpus and --nodes must be at least 1")
@@ -327,8 +280,6 @@ def _submit_slurm(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m cxrlt_core.training`` (what torchrun starts); same arguments as ``cxrlt train``."""
-    from cxrlt_core.errors import CxrltError
-
     parser = argparse.ArgumentParser(prog="python -m cxrlt_core.training", description="train a recipe")
     add_arguments(parser)
     args = parser.parse_args(argv)

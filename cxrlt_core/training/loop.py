@@ -32,15 +32,35 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn as nn
+from timm.utils import ModelEmaV3
+from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel
+from tqdm.auto import tqdm
 
 from cxrlt_core import distributed as dist_utils
 from cxrlt_core import runs
 from cxrlt_core.atomic import write_text
-from cxrlt_core.config import Recipe
+from cxrlt_core.config import Recipe, resolve_path
 from cxrlt_core.distributed import DistInfo
 from cxrlt_core.errors import InputError
+from cxrlt_core.losses import build_loss
+from cxrlt_core.metrics import compute_report
+from cxrlt_core.models import ModelConfig, build_model
+from cxrlt_core.models.backbones import feature_channels
+from cxrlt_core.models.checkpoint import (
+    capture_rng_state,
+    load_training_state,
+    restore_rng_state,
+    save_checkpoint,
+    save_training_state,
+)
+from cxrlt_core.models.contract import InputContract, attach_contract
+from cxrlt_core.models.heads import build_head
+from cxrlt_core.runlock import RunLock
+from cxrlt_core.shift import fit_after_training
 from cxrlt_core.tracking import NullTracker, Tracker, open_tracker
 from cxrlt_core.training.data import (
     TrainData,
@@ -99,8 +119,6 @@ def train(
         workspace: what ``${workspace}`` in recipe paths means (default ``$CXRLT_WORKSPACE`` or ./workspace/demo).
         show_progress: draw tqdm bars on stderr.
     """
-    from cxrlt_core.runlock import RunLock
-
     info = dist_utils.init_distributed(recipe.optim.device)
     # One writer per run folder: rank 0 holds <run>/LOCK (a second trainer of the same run is refused, naming it).
     with RunLock(run_dir, "training") if info.is_main else contextlib.nullcontext():
@@ -185,8 +203,6 @@ class Trainer:
                 self.tracker.finish("failed")
             raise
         if self.is_main:
-            from cxrlt_core.shift import fit_after_training
-
             fit_after_training(self.run_dir, self.recipe, self.workspace, self.log)  # the Inspect page's shift check
             runs.clear_stop(self.run_dir)
             runs.write_status(
@@ -267,9 +283,6 @@ class Trainer:
         )
 
     def _build_model(self) -> nn.Module:
-        from cxrlt_core.models import ModelConfig, build_model
-        from cxrlt_core.models.contract import InputContract, attach_contract
-
         r, d = self.recipe, self.data
         fields = {
             "backbone": r.model.backbone,
@@ -311,8 +324,6 @@ class Trainer:
         return model
 
     def _build_loss(self) -> nn.Module:
-        from cxrlt_core.losses import build_loss
-
         loss = self.recipe.loss
         return build_loss(
             loss.name, class_counts=self.data.class_counts, num_images=len(self.data.train), **dict(loss.params)
@@ -370,8 +381,6 @@ class Trainer:
         self.phase = phase
         self.trainable = [p for p in net.parameters() if p.requires_grad]
         if self.info.is_distributed:
-            from torch.nn.parallel import DistributedDataParallel
-
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.forward_model: nn.Module = DistributedDataParallel(net, device_ids=ids)
         else:
@@ -385,8 +394,6 @@ class Trainer:
         )
 
     def _make_ema(self) -> nn.Module:
-        from timm.utils import ModelEmaV3
-
         cfg = self.recipe.optim.ema
         return ModelEmaV3(self.model, decay=cfg.decay, use_warmup=cfg.warmup)
 
@@ -394,10 +401,6 @@ class Trainer:
         """Phase 3, classifier re-training: start from the weights phase 2 ended with (its EMA / SWA average when
         on), re-initialise the head, freeze the backbone and switch to the cRT sampler. On resume inside phase 3
         the loaded state already holds the re-trained head."""
-        from cxrlt_core.models.backbones import feature_channels
-        from cxrlt_core.models.heads import build_head
-        from cxrlt_core.training.data import build_train_loader
-
         net, cfg = self.model, self.model_config
         if state is None or int(state["phase"]) != 3:
             if state is not None:  # resumed right after phase 2: its averaged weights are in the saved state
@@ -428,7 +431,6 @@ class Trainer:
         last_phase2 = self.recipe.optim.phase1.epochs + self.recipe.optim.phase2.epochs
         if not swa.enabled or self.phase != 2 or epoch < last_phase2 - swa.epochs:
             return
-        from torch.optim.swa_utils import AveragedModel
 
         source = self.ema.module if self.ema is not None else self.model
         if self.swa is None:
@@ -517,8 +519,6 @@ class Trainer:
         The steady-state time runs from the end of the first step to the end of the last, so it leaves out the
         loader's start-up (first batch) and is what a long epoch costs per step.
         """
-        from tqdm.auto import tqdm
-
         r = self.recipe
         self.sampler.set_epoch(epoch)
         set_data_epoch = getattr(self.train_loader.dataset, "set_epoch", None)
@@ -658,8 +658,6 @@ class Trainer:
         return all_idx[order], all_scores[order], total_loss
 
     def _validate(self) -> dict[str, Any]:
-        from cxrlt_core.metrics import compute_report
-
         t0 = time.time()
         indices, scores, val_loss = self.predict(self.eval_model, self.val_loader)
         if len(indices) == 0:
@@ -809,13 +807,9 @@ class Trainer:
         )
 
     def _save_checkpoint(self, which: str, sidecar: dict[str, Any]) -> None:
-        from cxrlt_core.models.checkpoint import save_checkpoint
-
         save_checkpoint(runs.checkpoint_path(self.run_dir, which), self.eval_model, {**sidecar, "which": which})
 
     def _save_state(self, epoch: int, started: float, record: dict[str, Any]) -> None:
-        from cxrlt_core.models.checkpoint import capture_rng_state, save_training_state
-
         state = {
             "version": STATE_VERSION,
             "next_epoch": epoch + 1,
@@ -841,8 +835,6 @@ class Trainer:
         save_training_state(runs.training_state_path(self.run_dir), state)
 
     def _load_state(self) -> dict[str, Any] | None:
-        from cxrlt_core.models.checkpoint import load_training_state, restore_rng_state
-
         path = runs.training_state_path(self.run_dir)
         if not path.exists():
             self.log.info("no training state in %s: starting from the first epoch", path.parent)
@@ -863,8 +855,6 @@ class Trainer:
             self.ema.module.load_state_dict(state["ema"])
             self.ema_updates = int(state.get("ema_updates", 0))
         if state.get("swa") is not None:
-            from torch.optim.swa_utils import AveragedModel
-
             self.swa = AveragedModel(self.ema.module if self.ema is not None else self.model, use_buffers=True)
             self.swa.load_state_dict(state["swa"])
 
@@ -922,8 +912,6 @@ class Trainer:
         unique = {(f["split"], f["image_id"]): f for part in gathered for f in part}
         self.skipped_images = list(unique.values())
         if self.is_main and self.skipped_images:
-            import pandas as pd
-
             frame = pd.DataFrame(self.skipped_images, columns=["split", "index", "image_id", "error"])
             write_text(self.run_dir / runs.SKIPPED_FILE, frame.to_csv(index=False))
 
@@ -956,7 +944,6 @@ def _resolve_weights(value: str | None, workspace: str | os.PathLike[str] | None
         return str(best)
     if value is None or not value.startswith("${"):
         return value
-    from cxrlt_core.config import resolve_path
 
     return str(resolve_path(value, workspace))
 
@@ -980,8 +967,6 @@ def _config_header(recipe: Recipe) -> str:
 
 class _TqdmHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
-        from tqdm.auto import tqdm
-
         try:
             tqdm.write(self.format(record))
         except Exception:

@@ -8,54 +8,50 @@
 - :mod:`~cxrlt_core.zeroshot.predict`: prompt set + embeddings -> probabilities; fast re-scoring.
 - :mod:`~cxrlt_core.zeroshot.demo_clip`: train the small demo CLIP offline with open_clip's model and loss code.
 
-Nothing here imports torch or open_clip at import time.
+Names are loaded on first use (``from cxrlt_core.zeroshot import load_model`` imports the loading module then), so
+that the prompt, scoring and cache modules stay cheap to import: encoding and loading import torch and open_clip.
 """
 
-from cxrlt_core.zeroshot.cache import EmbeddingCache, content_hash
-from cxrlt_core.zeroshot.encode import ImagePipeline, encode_images, encode_texts, image_pipeline
-from cxrlt_core.zeroshot.loading import ModelSpec, ZeroShotModel, load_model, parse_model_spec
-from cxrlt_core.zeroshot.predict import ZeroShotScorer, class_embeddings, prompt_set_for_model, score_embeddings
-from cxrlt_core.zeroshot.prompts import (
-    ClassPrompts,
-    PromptSet,
-    PromptStore,
-    default_prompt_set,
-    demo_prompt_set,
-    diff_prompt_sets,
-    dump_prompt_set,
-    load_prompt_set,
-    loads_prompt_set,
-    save_prompt_set,
-)
-from cxrlt_core.zeroshot.scoring import SCORING_RULES, ClassEmbeddings, get_scoring_rule, list_scoring_rules
+from __future__ import annotations
 
-__all__ = [
-    "SCORING_RULES",
-    "ClassEmbeddings",
-    "ClassPrompts",
-    "EmbeddingCache",
-    "ImagePipeline",
-    "ModelSpec",
-    "PromptSet",
-    "PromptStore",
-    "ZeroShotModel",
-    "ZeroShotScorer",
-    "class_embeddings",
-    "content_hash",
-    "default_prompt_set",
-    "demo_prompt_set",
-    "diff_prompt_sets",
-    "dump_prompt_set",
-    "encode_images",
-    "encode_texts",
-    "get_scoring_rule",
-    "image_pipeline",
-    "list_scoring_rules",
-    "load_model",
-    "load_prompt_set",
-    "loads_prompt_set",
-    "parse_model_spec",
-    "prompt_set_for_model",
-    "save_prompt_set",
-    "score_embeddings",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "EmbeddingCache": "cxrlt_core.zeroshot.cache",
+    "content_hash": "cxrlt_core.zeroshot.cache",
+    "ImagePipeline": "cxrlt_core.zeroshot.encode",
+    "encode_images": "cxrlt_core.zeroshot.encode",
+    "encode_texts": "cxrlt_core.zeroshot.encode",
+    "image_pipeline": "cxrlt_core.zeroshot.encode",
+    "ModelSpec": "cxrlt_core.zeroshot.loading",
+    "ZeroShotModel": "cxrlt_core.zeroshot.loading",
+    "load_model": "cxrlt_core.zeroshot.loading",
+    "parse_model_spec": "cxrlt_core.zeroshot.loading",
+    "ZeroShotScorer": "cxrlt_core.zeroshot.predict",
+    "class_embeddings": "cxrlt_core.zeroshot.predict",
+    "prompt_set_for_model": "cxrlt_core.zeroshot.predict",
+    "score_embeddings": "cxrlt_core.zeroshot.predict",
+    "ClassPrompts": "cxrlt_core.zeroshot.prompts",
+    "PromptSet": "cxrlt_core.zeroshot.prompts",
+    "PromptStore": "cxrlt_core.zeroshot.prompts",
+    "default_prompt_set": "cxrlt_core.zeroshot.prompts",
+    "demo_prompt_set": "cxrlt_core.zeroshot.prompts",
+    "diff_prompt_sets": "cxrlt_core.zeroshot.prompts",
+    "dump_prompt_set": "cxrlt_core.zeroshot.prompts",
+    "load_prompt_set": "cxrlt_core.zeroshot.prompts",
+    "loads_prompt_set": "cxrlt_core.zeroshot.prompts",
+    "save_prompt_set": "cxrlt_core.zeroshot.prompts",
+    "SCORING_RULES": "cxrlt_core.zeroshot.scoring",
+    "ClassEmbeddings": "cxrlt_core.zeroshot.scoring",
+    "get_scoring_rule": "cxrlt_core.zeroshot.scoring",
+    "list_scoring_rules": "cxrlt_core.zeroshot.scoring",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

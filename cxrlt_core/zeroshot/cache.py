@@ -20,6 +20,7 @@ import json
 import os
 import secrets
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -112,8 +113,6 @@ class EmbeddingStore:
 
     def _drop_chunk(self, stem: str, problem: str) -> None:
         """Remove a corrupt chunk, naming it in a warning; its rows are computed again on the next miss."""
-        import warnings
-
         path = self.folder / f"{stem}.npy"
         message = f"{path}: corrupt embedding-cache chunk ({problem}); removed, its rows will be computed again"
         warnings.warn(message, stacklevel=3)

@@ -33,9 +33,22 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import open_clip
+import torch
+import torch.nn.functional as F
+from open_clip.loss import ClipLoss
 
 from cxrlt_core.atomic import write_json
+from cxrlt_core.data.demo.findings import SIGNS
+from cxrlt_core.data.images import CLIP_MEAN, CLIP_STD
+from cxrlt_core.data.manifest import read_csv_table, read_manifest
 from cxrlt_core.errors import InputError
+from cxrlt_core.labels import CXRLT2026_UNSEEN
+from cxrlt_core.zeroshot.encode import ImageFiles, ImagePipeline
+from cxrlt_core.zeroshot.loading import HF_CONFIG_FILE, PROMPTS_FILE, load_model, quiet_open_clip, save_local_dir
+from cxrlt_core.zeroshot.predict import ZeroShotScorer, evaluate_scores, format_zero_shot_table, prompt_set_for_model
+from cxrlt_core.zeroshot.prompts import demo_prompt_set, parse_prompt_set, save_prompt_set
+from cxrlt_core.zeroshot.scoring import list_scoring_rules
 
 __all__ = [
     "DemoClipConfig",
@@ -174,10 +187,6 @@ def build_untrained(folder: str | os.PathLike[str], model_cfg: dict[str, Any], p
     files); it must not hold weights yet. A Hugging Face tower starts from its pretrained weights, the rest from
     open_clip's initialisation (seed torch first for a reproducible start).
     """
-    import open_clip
-
-    from cxrlt_core.zeroshot.loading import HF_CONFIG_FILE, quiet_open_clip
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     write_json(folder / HF_CONFIG_FILE, {"model_cfg": model_cfg, "preprocess_cfg": preprocess_cfg})
@@ -229,8 +238,6 @@ class _TrainingSet:
 
 
 def _read_reports(path: Path) -> dict[str, str]:
-    from cxrlt_core.data.manifest import read_csv_table
-
     frame = read_csv_table(path, "reports file")
     for column in ("ImageID", "report"):
         if column not in frame.columns:
@@ -249,9 +256,6 @@ def _check_no_unseen_words(reports: dict[str, str], unseen: Sequence[str], sourc
 
 def load_training_set(data: Path, include_val: bool) -> _TrainingSet:
     """Training (and validation) images with their report sentences, from a demo data set folder."""
-    from cxrlt_core.data.manifest import read_manifest
-    from cxrlt_core.labels import CXRLT2026_UNSEEN
-
     reports_path = data / "reports.csv"
     if not reports_path.is_file():
         raise InputError(f"{data}: no reports.csv (build the demo data set with `cxrlt data make-demo --out {data}`)")
@@ -284,10 +288,6 @@ def _preload(paths: Sequence[Path], pipeline: Any, workers: int) -> Any:
     The pipeline's normalisation is undone on channel 0 (``g = x_0 · std_0 + mean_0``) and redone per channel on
     each batch, so training sees exactly the tensors inference will build.
     """
-    import torch
-
-    from cxrlt_core.zeroshot.encode import ImageFiles
-
     files = ImageFiles([str(p) for p in paths], pipeline)
     loader = torch.utils.data.DataLoader(files, batch_size=64, num_workers=workers)
     out = torch.empty((len(paths), *pipeline.size), dtype=torch.float32)
@@ -304,9 +304,6 @@ def _augment(gray: Any, generator: Any) -> Any:
 
     No flips: reports name sides.
     """
-    import torch
-    import torch.nn.functional as F
-
     n = gray.shape[0]
     angle = (torch.rand(n, generator=generator) * 2 - 1) * math.radians(5)
     scale = 1 + (torch.rand(n, generator=generator) * 2 - 1) * 0.08
@@ -322,8 +319,6 @@ def _augment(gray: Any, generator: Any) -> Any:
 
 
 def _normalise(gray: Any, mean: Sequence[float], std: Sequence[float]) -> Any:
-    import torch
-
     m = torch.tensor(mean, dtype=gray.dtype).view(1, 3, 1, 1)
     s = torch.tensor(std, dtype=gray.dtype).view(1, 3, 1, 1)
     return (gray[:, None] - m) / s
@@ -376,8 +371,6 @@ class _TextFeatures:
     sentence features are computed once per distinct sentence and only its projection is trained."""
 
     def __init__(self, model: Any, tokenizer: Any, tower: str, sentences: Sequence[str], progress: Progress | None):
-        import torch
-
         self.model, self.tokenizer, self.tower = model, tokenizer, tower
         self.row: dict[str, int] = {}
         self.pooled = None
@@ -403,8 +396,6 @@ class _TextFeatures:
         self.pooled = torch.cat(chunks)
 
     def __call__(self, texts: Sequence[str]) -> Any:
-        import torch.nn.functional as F
-
         if self.pooled is None:
             return self.model.encode_text(self.tokenizer(list(texts)), normalize=True)
         pooled = self.pooled[[self.row[t] for t in texts]]
@@ -432,8 +423,6 @@ def _replace_folder(staging: Path, out: Path) -> None:
 
 def _optimizer(model: Any, config: DemoClipConfig) -> tuple[list[Any], Any]:
     """AdamW over the trainable parameters, with weight decay on matrices only (open_clip's grouping)."""
-    import torch
-
     params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in params if p.ndim >= 2]
     no_decay = [p for p in params if p.ndim < 2]
@@ -461,8 +450,6 @@ class _Fit:
     step: int = 0
 
     def __post_init__(self) -> None:
-        from open_clip.loss import ClipLoss
-
         self.params, self.optimizer = _optimizer(self.model, self.config)
         self.loss_fn = ClipLoss()
 
@@ -480,8 +467,6 @@ class _Fit:
 
     def update(self, loss: Any, lr: float) -> None:
         """One optimiser step at ``lr`` (gradient norm clipped to 1, logit scale clamped to [0, ln 100])."""
-        import torch
-
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.optimizer.zero_grad(set_to_none=True)
@@ -524,9 +509,6 @@ def _save_model(
 ) -> None:
     """Write the trained model and its prompt set to ``staging`` in open_clip's local-dir format (``folders`` =
     (staging, out): the config names ``out``, where the folder is moved once complete)."""
-    from cxrlt_core.zeroshot.loading import PROMPTS_FILE, save_local_dir
-    from cxrlt_core.zeroshot.prompts import demo_prompt_set, save_prompt_set
-
     staging, out = folders
     saved_cfg = json.loads(json.dumps(model_cfg))
     if config.text_tower == "minilm":
@@ -557,13 +539,6 @@ def train_demo_clip(
     Returns:
         The training record also written to ``out/train_info.json`` (config, losses, duration).
     """
-    import open_clip
-    import torch
-
-    from cxrlt_core.data.images import CLIP_MEAN, CLIP_STD
-    from cxrlt_core.zeroshot.encode import ImagePipeline
-    from cxrlt_core.zeroshot.loading import quiet_open_clip
-
     config = config or DemoClipConfig()
     data, out = Path(data), Path(out)
     started = time.time()
@@ -623,14 +598,8 @@ def in_distribution_prompt_set(class_names: Sequence[str], label_space: Any = No
     """Prompts for the in-distribution classes, to measure the demo model's zero-shot AP on seen findings.
 
     Uses the demo generator's own words for each sign (``a chest x-ray showing <words>`` and the sign's
-    description) when the generator is available, else ``a chest x-ray showing <class name>``.
+    description) for the generator's signs, else ``a chest x-ray showing <class name>``.
     """
-    from cxrlt_core.zeroshot.prompts import parse_prompt_set
-
-    try:
-        from cxrlt_core.data.demo.findings import SIGNS
-    except ImportError:
-        SIGNS = {}
     classes: dict[str, list[str]] = {}
     for name in class_names:
         sign = SIGNS.get(name)
@@ -654,11 +623,6 @@ def evaluate_demo_clip(
     is :func:`~cxrlt_core.zeroshot.predict.evaluate_scores` (per-class AP, AUC, prevalence; mAP vs chance). The
     unseen classes are scored with the prompt set saved with the model.
     """
-    from cxrlt_core.data.manifest import read_manifest
-    from cxrlt_core.zeroshot.loading import load_model
-    from cxrlt_core.zeroshot.predict import ZeroShotScorer, evaluate_scores, prompt_set_for_model
-    from cxrlt_core.zeroshot.scoring import list_scoring_rules
-
     data = Path(data)
     labels_path = data / "test_labels.csv"
     if not labels_path.is_file():
@@ -708,8 +672,6 @@ def train_and_evaluate(
 ) -> dict[str, Any]:
     """:func:`train_demo_clip`, then (when the data set has test labels) :func:`evaluate_demo_clip`, whose result
     is saved as ``out/eval.json`` and printed as one table per scoring rule."""
-    from cxrlt_core.zeroshot.predict import format_zero_shot_table
-
     info = train_demo_clip(data, out, config, progress=progress, log=log)
     if log is not None:
         log(f"trained in {info['seconds']:.0f} s on {info['images']} images ({info['sentences']} distinct sentences)")

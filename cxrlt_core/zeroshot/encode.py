@@ -24,8 +24,15 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import cv2
 import numpy as np
+import torch
+import torch.nn.functional as F
+from open_clip.transform import PreprocessCfg, image_transform_v2
+from PIL import Image
+from tqdm.auto import tqdm
 
+from cxrlt_core.data.images import CLIP_MEAN, CLIP_STD, read_radiograph, to_gray, to_uint8, to_uint8_full_range
 from cxrlt_core.errors import InputError
 from cxrlt_core.zeroshot.cache import EmbeddingCache
 from cxrlt_core.zeroshot.loading import ZeroShotModel
@@ -86,8 +93,6 @@ class ImagePipeline:
         return f"{self.mode}-{self.size[0]}x{self.size[1]}-{digest}"
 
     def _transform(self) -> Callable[[Any], Any]:
-        from open_clip.transform import PreprocessCfg, image_transform_v2
-
         cfg = PreprocessCfg(
             size=self.size,
             mean=self.mean,
@@ -100,14 +105,10 @@ class ImagePipeline:
 
     def gray(self, path: str | os.PathLike[str]) -> np.ndarray:
         """The file as gray uint8 at its own size (intensity mapping only)."""
-        from cxrlt_core.data.images import read_radiograph
-
         return self.gray_from_array(read_radiograph(path), os.fspath(path))
 
     def gray_from_array(self, image: np.ndarray, name: str = "<image>") -> np.ndarray:
         """A decoded radiograph (any dtype; colour in RGB order is reduced to gray) -> gray uint8, same size."""
-        from cxrlt_core.data.images import to_gray, to_uint8, to_uint8_full_range
-
         image = np.asarray(image)
         if image.ndim == 3:
             image = to_gray(image, channel_order="rgb")
@@ -127,8 +128,6 @@ class ImagePipeline:
     def __call__(self, path: str | os.PathLike[str]) -> Any:
         """File -> normalised (3, H, W) float32 tensor."""
         if self.mode == "paper":
-            from cxrlt_core.data.images import read_radiograph
-
             return self.paper_tensor(read_radiograph(path))
         return self.tensor(self.gray(path))
 
@@ -138,12 +137,6 @@ class ImagePipeline:
         ``x / 65535`` if ``max(x) > 255`` else ``x / 255`` (float32), INTER_LINEAR to ``paper_resize``, bilinear to
         the model's size, ``(x − mean) / std``.
         """
-        import cv2
-        import torch
-        import torch.nn.functional as F
-
-        from cxrlt_core.data.images import to_gray
-
         image = np.asarray(image)
         if image.ndim == 3:
             image = to_gray(image, channel_order="rgb")
@@ -163,10 +156,8 @@ class ImagePipeline:
 
     def tensor(self, gray: np.ndarray) -> Any:
         """Gray uint8 (as :meth:`gray` returns) -> normalised (3, H, W) float32 tensor."""
-
         if self.mode == "paper":
             return self.paper_tensor(gray)
-        from PIL import Image
 
         if not hasattr(self, "_cached_transform"):
             object.__setattr__(self, "_cached_transform", self._transform())
@@ -175,8 +166,6 @@ class ImagePipeline:
 
 def image_pipeline(model: ZeroShotModel, mode: str = "open_clip", intensity: str | None = None) -> ImagePipeline:
     """The pipeline for ``model``: open_clip's preprocess config, or the paper's settings at the model's size."""
-    from cxrlt_core.data.images import CLIP_MEAN, CLIP_STD
-
     cfg = model.preprocess_cfg
     if mode == "paper":
         return ImagePipeline(
@@ -206,8 +195,6 @@ class ImageFiles:
         return len(self.paths)
 
     def __getitem__(self, index: int) -> tuple[Any, int, str]:
-        import torch
-
         try:
             return self.pipeline(self.paths[index]), index, ""
         except InputError as exc:
@@ -292,9 +279,6 @@ def encode_images(
     Raises:
         InputError: an image cannot be read or decoded (the file is named).
     """
-    import torch
-    from tqdm.auto import tqdm
-
     pipeline = pipeline or image_pipeline(model)
     paths = [os.fspath(p) for p in paths]
     stats = stats if stats is not None else EncodeStats()

@@ -40,7 +40,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import open_clip
+import torch
+from huggingface_hub import constants, try_to_load_from_cache
+from safetensors.torch import save_file
 
+from cxrlt_core.atomic import atomic_path, write_json
 from cxrlt_core.errors import InputError
 
 __all__ = [
@@ -140,7 +145,6 @@ def parse_model_spec(
         return ModelSpec("local-dir", None, spec, tokenizer)
     if ":" in spec:
         arch, _, tag = spec.partition(":")
-        import open_clip
 
         arch = _check_arch(arch.strip())
         tags = open_clip.list_pretrained_tags_by_model(arch)
@@ -149,7 +153,6 @@ def parse_model_spec(
                 f"model {spec!r}: unknown pretrained tag {tag!r} for {arch}; known: {', '.join(tags) or 'none'}"
             )
         return ModelSpec("pretrained", arch, tag, tokenizer)
-    import open_clip
 
     arch = _check_arch(spec)
     tags = open_clip.list_pretrained_tags_by_model(arch)
@@ -158,8 +161,6 @@ def parse_model_spec(
 
 
 def _check_arch(arch: str) -> str:
-    import open_clip
-
     names = open_clip.list_models()
     if arch in names:
         return arch
@@ -214,8 +215,6 @@ class ZeroShotModel:
     @property
     def logit_scale(self) -> float:
         """``exp(logit_scale)``: the model's learned softmax temperature (100 for OpenAI CLIP)."""
-        import torch
-
         with torch.no_grad():
             return float(self.model.logit_scale.exp().item())
 
@@ -233,16 +232,12 @@ class ZeroShotModel:
 
     def encode_image_tensor(self, images: Any) -> np.ndarray:
         """(B, 3, H, W) preprocessed tensor -> (B, D) float32 unit image embeddings."""
-        import torch
-
         with torch.inference_mode():
             features = self.model.encode_image(images.to(self.device), normalize=True)
         return features.float().cpu().numpy()
 
     def encode_text(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
         """Texts -> (T, D) float32 unit text embeddings (tokenised by the model's tokenizer)."""
-        import torch
-
         texts = list(texts)
         if not texts:
             return np.zeros((0, self.embed_dim or 1), dtype=np.float32)
@@ -284,14 +279,10 @@ def _offline() -> bool:
 
 
 def _hf_cache_dir() -> str:
-    from huggingface_hub import constants
-
     return str(constants.HF_HUB_CACHE)
 
 
 def _cached_hf_file(repo: str, filename: str) -> str | None:
-    from huggingface_hub import try_to_load_from_cache
-
     found = try_to_load_from_cache(repo, filename)
     return found if isinstance(found, str) else None
 
@@ -371,9 +362,6 @@ def load_model(
     elif tokenizer:
         spec = dataclasses.replace(spec, tokenizer=tokenizer)
     source = _model_source(spec)
-
-    import open_clip
-    import torch
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     model, transform, tokenizer_fn = _create_model(spec, source, device)
@@ -458,8 +446,6 @@ def _local_dir_source(spec: ModelSpec) -> _Source:
 
 def _create_model(spec: ModelSpec, source: _Source, device: str) -> tuple[Any, Any, Any]:
     """open_clip's model (eval mode), image transform and tokenizer; any failure is one :class:`InputError` line."""
-    import open_clip
-
     try:
         with quiet_open_clip():
             model, _, transform = open_clip.create_model_and_transforms(
@@ -487,11 +473,6 @@ def save_local_dir(
     configs) and ``open_clip_model.safetensors`` (every tensor of the state dict, copied so that none is shared),
     each atomically.
     """
-    import open_clip
-    from safetensors.torch import save_file
-
-    from cxrlt_core.atomic import atomic_path, write_json
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     cfg = dict(preprocess_cfg or open_clip.get_model_preprocess_cfg(model))

@@ -15,9 +15,12 @@ from typing import Any
 import numpy as np
 
 from cxrlt_core.errors import InputError
+from cxrlt_core.labels import as_label_space
+from cxrlt_core.metrics import compute_report
+from cxrlt_core.predictions import Predictions, align_to_labels, write_predictions
 from cxrlt_core.zeroshot.cache import EmbeddingCache
 from cxrlt_core.zeroshot.encode import EncodeStats, ImagePipeline, encode_images, encode_texts, image_pipeline
-from cxrlt_core.zeroshot.loading import ZeroShotModel
+from cxrlt_core.zeroshot.loading import ZeroShotModel, load_model
 from cxrlt_core.zeroshot.prompts import PromptSet, default_prompt_set, load_prompt_set
 from cxrlt_core.zeroshot.scoring import ClassEmbeddings, get_scoring_rule
 
@@ -134,9 +137,6 @@ def evaluate_scores(
     """:func:`cxrlt_core.metrics.compute_report` of ``scores`` against a labels :class:`Manifest` (matched by id),
     plus ``chance`` (mean prevalence of the scored classes, the AP of a random ranking), ``lift`` (mAP / chance)
     and ``above_chance`` (classes whose AP exceeds their prevalence)."""
-    from cxrlt_core.metrics import compute_report
-    from cxrlt_core.predictions import Predictions, align_to_labels
-
     pred = Predictions(ids=np.asarray(ids, dtype=object), scores=np.asarray(scores), classes=tuple(class_names))
     pred.path = Path(name)
     aligned, y, classes = align_to_labels(pred, labels)
@@ -211,10 +211,6 @@ def predict_zero_shot(
     are cached under ``cache_dir`` when given. The label space is ``label_space``, else the prompt set's, else the
     one the manifest's data set names.
     """
-    from cxrlt_core.labels import as_label_space
-    from cxrlt_core.predictions import write_predictions
-    from cxrlt_core.zeroshot.loading import load_model
-
     if batch_size < 1:
         raise InputError(f"batch size must be at least 1, got {batch_size}")
     model = load_model(model) if isinstance(model, str) else model

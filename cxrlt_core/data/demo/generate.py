@@ -33,6 +33,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
 from cxrlt_core.atomic import write_json
 from cxrlt_core.data.demo.draw import BIT_DEPTH, render_case
@@ -118,8 +119,6 @@ def render_images(
     boxes: list[list[tuple]] = [[] for _ in range(total)]
     bar = None
     if progress is None:
-        from tqdm.auto import tqdm
-
         bar = tqdm(total=total, desc="rendering demo images", unit="img")
 
         def progress(done: int, total: int) -> None:
