@@ -22,7 +22,7 @@ import yaml
 
 from cxrlt_core.data.manifest import Manifest
 from cxrlt_core.errors import InputError
-from cxrlt_core.labels import get_label_space
+from cxrlt_core.labels import CXRLT2024_SPACE, CXRLT2026_SPACE, NIH14_SPACE, get_label_space
 from cxrlt_core.predictions import Predictions
 from cxrlt_core.registry import Registry
 
@@ -95,8 +95,8 @@ LABEL_MAPS.add(
     "nih14_to_cxrlt2026",
     LabelMap(
         "nih14_to_cxrlt2026",
-        "nih14",
-        "cxrlt2026",
+        NIH14_SPACE,
+        CXRLT2026_SPACE,
         {
             "Normal": ("No Finding",),
             "cardiomegaly": ("Cardiomegaly",),
@@ -117,8 +117,8 @@ LABEL_MAPS.add(
     "cxrlt2024_to_cxrlt2026",
     LabelMap(
         "cxrlt2024_to_cxrlt2026",
-        "cxrlt2024",
-        "cxrlt2026",
+        CXRLT2024_SPACE,
+        CXRLT2026_SPACE,
         {
             "Normal": ("Normal",),
             "aortic elongation": ("Tortuous Aorta",),

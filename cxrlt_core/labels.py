@@ -184,14 +184,21 @@ NIH14 = (
     "Pneumothorax", "Consolidation", "Edema", "Emphysema", "Fibrosis", "Pleural_Thickening", "Hernia",
 )  # fmt: skip
 
+#: The registered label spaces' names: spelled here only; everything else imports them or reads them from data.
+CXRLT2026_SPACE = "cxrlt2026"
+CXRLT2024_SPACE = "cxrlt2024"
+NIH14_SPACE = "nih14"
+#: The demo data set's label space (``cxrlt data make-demo`` draws the CXR-LT 2026 classes).
+DEMO_LABEL_SPACE = CXRLT2026_SPACE
+
 LABEL_SPACES.add(
-    "cxrlt2026",
-    LabelSpace("cxrlt2026", CXRLT2026_ID + CXRLT2026_UNSEEN, unseen=CXRLT2026_UNSEEN, normal="Normal"),
+    CXRLT2026_SPACE,
+    LabelSpace(CXRLT2026_SPACE, CXRLT2026_ID + CXRLT2026_UNSEEN, unseen=CXRLT2026_UNSEEN, normal="Normal"),
 )
 LABEL_SPACES.add(
-    "cxrlt2024",
+    CXRLT2024_SPACE,
     LabelSpace(
-        "cxrlt2024",
+        CXRLT2024_SPACE,
         CXRLT2024_ID + CXRLT2024_UNSEEN,
         unseen=CXRLT2024_UNSEEN,
         normal="Normal",
@@ -202,8 +209,8 @@ LABEL_SPACES.add(
     ),
 )
 LABEL_SPACES.add(
-    "nih14",
-    LabelSpace("nih14", NIH14, normal="No Finding", aliases={"Pleural Thickening": "Pleural_Thickening"}),
+    NIH14_SPACE,
+    LabelSpace(NIH14_SPACE, NIH14, normal="No Finding", aliases={"Pleural Thickening": "Pleural_Thickening"}),
 )
 
 

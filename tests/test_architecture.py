@@ -11,8 +11,11 @@ Rules (docs/design.md "Layout"):
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+
+from cxrlt_core.labels import LABEL_SPACES
 
 CORE = Path(__file__).resolve().parent.parent / "cxrlt_core"
 
@@ -246,3 +249,21 @@ def test_local_imports_are_found_inside_functions_only():
         "class A:\n    def m(self):\n        if True:\n            import cv2\n"
     )
     assert local_imports(source) == [("f", "torch"), ("f", "."), ("f", "a.b"), ("m", "cv2")]
+
+
+def test_label_space_names_are_spelled_only_in_labels_py():
+    """Product code takes a label space from the data (manifests, sidecars, prompt sets) or from ``labels.py``'s
+    constants, never from a literal name: a literal would tie a page or a command to one challenge's classes."""
+    names = "|".join(re.escape(name) for name in [*LABEL_SPACES.names(), "padchest"])
+    literal = re.compile(rf"""["']({names})["']""")
+    root = CORE.parent
+    product = [*CORE.rglob("*.py"), *(root / "cxrlt_dashboard").rglob("*.py"), *(root / "pages").glob("*.py")]
+    offenders = [
+        f"{path.relative_to(root)}:{number}: {line.strip()}"
+        for path in sorted([*product, root / "app.py"])
+        if path != CORE / "labels.py"
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if literal.search(line)
+    ]
+    assert "cxrlt2026" in LABEL_SPACES.names() and "nih14" in LABEL_SPACES.names()
+    assert offenders == [], "import the name from cxrlt_core.labels (or read it from the data)"

@@ -12,7 +12,7 @@ import numpy as np
 from cxrlt_core.atomic import write_bytes
 from cxrlt_core.data.demo.draw import render_case, to_uint8
 from cxrlt_core.errors import InputError
-from cxrlt_core.labels import get_label_space
+from cxrlt_core.labels import DEMO_LABEL_SPACE, get_label_space
 
 LABEL_BAND = 0.11  # share of the tile height used for the class name
 SEEN_COLOUR = (255, 255, 255)
@@ -26,7 +26,7 @@ def gallery_image(size: int = 192, columns: int = 6, seed: int = 0, strength: fl
     """
     if int(size) != size or size < 64:
         raise InputError(f"gallery tile size must be a whole number >= 64 px, got {size!r}")
-    space = get_label_space("cxrlt2026")
+    space = get_label_space(DEMO_LABEL_SPACE)
     band = max(14, int(round(size * LABEL_BAND)))
     font_scale = band / 38.0
     tiles = []

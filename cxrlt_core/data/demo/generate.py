@@ -55,7 +55,7 @@ from cxrlt_core.data.demo.sampling import (
 )
 from cxrlt_core.errors import InputError
 from cxrlt_core.labels import CXRLT2026_UNSEEN as UNSEEN
-from cxrlt_core.labels import get_label_space
+from cxrlt_core.labels import DEMO_LABEL_SPACE, get_label_space
 
 GENERATOR_VERSION = "2.0"
 META_COLUMNS = ("StudyID", "PatientSex", "PatientAge", "Projection", "Site")
@@ -179,7 +179,7 @@ def _box_table(cohort: DemoCohort, boxes: list[list[tuple]]) -> pd.DataFrame:
 def _write_tables(
     cohort: DemoCohort, reports: list[str], redacted: list[str], boxes: list[list[tuple]], folder: Path
 ) -> dict:
-    space = get_label_space("cxrlt2026")
+    space = get_label_space(DEMO_LABEL_SPACE)
     ids = np.array(cohort.image_ids, dtype=object)
     labels = pd.DataFrame(cohort.labels.astype(np.int64), columns=list(space.classes))
     meta = _metadata_table(cohort)
@@ -219,7 +219,7 @@ def _write_tables(
 
 
 def _summary(cohort: DemoCohort, files: dict, config: dict) -> dict:
-    space = get_label_space("cxrlt2026")
+    space = get_label_space(DEMO_LABEL_SPACE)
     positives, unseen_present, patients = {}, {}, {}
     for split in SPLITS:
         rows = cohort.split(split)

@@ -47,7 +47,7 @@ from pathlib import Path
 import numpy as np
 
 from cxrlt_core.errors import InputError
-from cxrlt_core.labels import LabelSpace, get_label_space
+from cxrlt_core.labels import DEMO_LABEL_SPACE, LabelSpace, get_label_space
 
 STATS_FILE = Path(__file__).with_name("padchest_stats.json")
 FLOOR = 0.0075
@@ -83,7 +83,7 @@ def flatten_prevalence(p: np.ndarray | float, p_top: float, floor: float = FLOOR
 
 def target_prevalence(space: LabelSpace | None = None) -> dict[str, float]:
     """Target prevalence of every finding (all classes but Normal) in the demo data set; unseen ones in val/test."""
-    space = space or get_label_space("cxrlt2026")
+    space = space or get_label_space(DEMO_LABEL_SPACE)
     stats = load_stats()
     real = dict(zip(stats["classes"], stats["prevalence"]))
     findings = [c for c in space.classes if c != space.normal]
@@ -261,7 +261,7 @@ def plan_cohort(n_train: int, n_val: int, n_test: int, seed: int = 0, space: Lab
             raise InputError(f"n_{name} must be a whole number >= 0, got {value!r}")
     if n_train + n_val + n_test == 0:
         raise InputError("the demo data set needs at least one image")
-    space = space or get_label_space("cxrlt2026")
+    space = space or get_label_space(DEMO_LABEL_SPACE)
     stats = load_stats()
     rng = np.random.default_rng([seed, STREAM_LABELS])
     splits, patient_of, study_of = _patients(sizes, rng, stats["images_per_patient_mean"])
