@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import json
 import os
 from pathlib import Path
 
+from cxrlt_core.data.manifest import folder_label_space
 from cxrlt_core.errors import InputError
-from cxrlt_core.labels import LABEL_SPACES, LabelSpace, label_space_from_columns
+from cxrlt_core.labels import LabelSpace
 from cxrlt_core.runs import read_status
 from cxrlt_core.workspace import Workspace
-
-DATASET_INFO = "dataset.json"
 
 
 def csv_rows(path: str | os.PathLike[str]) -> int:
@@ -29,59 +27,9 @@ def csv_rows(path: str | os.PathLike[str]) -> int:
         return -1
 
 
-def _header(path: Path) -> list[str]:
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            return next(csv.reader(handle), [])
-    except (OSError, UnicodeDecodeError, csv.Error):
-        return []
-
-
-def _registered_match(space: LabelSpace) -> LabelSpace:
-    """The registered space with exactly these classes (any spelling it accepts), else ``space`` itself."""
-    for name in LABEL_SPACES.names():
-        known = LABEL_SPACES.get(name)
-        resolved = {known.resolve(c) for c in space.classes}
-        if None not in resolved and resolved == set(known.classes):
-            return known
-    return space
-
-
-def dataset_label_space(folder: str | os.PathLike[str]) -> LabelSpace:
-    """The label space of the data set in ``folder``.
-
-    Order of evidence: the ``label_space`` recorded in ``dataset.json`` (generated sets); else the CSV whose header
-    names the most classes, matched to a registered space when it has exactly that space's classes, else a space
-    named after the folder with the header's classes.
-
-    Raises:
-        InputError: no CSV in the folder has a class column.
-    """
-    folder = Path(folder)
-    info_path = folder / DATASET_INFO
-    if info_path.is_file():
-        try:
-            info = json.loads(info_path.read_text(encoding="utf-8"))
-            if isinstance(info, dict) and isinstance(info.get("label_space"), dict):
-                return LabelSpace.from_dict(info["label_space"])
-        except (OSError, json.JSONDecodeError, KeyError, TypeError):
-            pass
-    best: LabelSpace | None = None
-    for path in sorted(folder.glob("*.csv")):
-        try:
-            space = label_space_from_columns(_header(path), name=folder.name)
-        except InputError:
-            continue
-        if best is None or space.num_classes > best.num_classes:
-            best = space
-    if best is None:
-        raise InputError(f"{folder}: no CSV with class columns, so its label space is unknown")
-    return _registered_match(best)
-
-
 def csv_label_space(csv_path: str | os.PathLike[str]) -> LabelSpace:
-    """The label space of the data set a CSV belongs to (its folder's; see :func:`dataset_label_space`)."""
-    return dataset_label_space(Path(csv_path).parent)
+    """The label space of the data set a CSV belongs to (its folder's; see :func:`folder_label_space`)."""
+    return folder_label_space(Path(csv_path).parent, from_headers=True)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,7 +52,7 @@ def dataset_table(workspace: Workspace) -> list[dict[str, object]]:
     for name in workspace.list_datasets():
         folder = workspace.dataset(name)
         try:
-            space = dataset_label_space(folder)
+            space = folder_label_space(folder, from_headers=True)
             space_name, classes = space.name, space.num_classes
         except InputError:
             space_name, classes = "–", 0

@@ -11,13 +11,14 @@ import numpy as np
 import pytest
 
 from cxrlt_core.config import load_recipe
+from cxrlt_core.data.manifest import folder_label_space
 from cxrlt_core.errors import InputError
 from cxrlt_core.paths import REPO_ROOT
 from cxrlt_core.recipe_form import available_recipes, form_overrides, recipe_value
 from cxrlt_core.run_progress import eta_seconds, format_duration, progress_label, resumable
 from cxrlt_core.runs import training_state_path, write_status
 from cxrlt_core.workspace import Workspace
-from cxrlt_core.workspace_summary import csv_rows, dataset_label_space, workspace_counts
+from cxrlt_core.workspace_summary import csv_rows, workspace_counts
 
 
 def test_csv_rows_counts_records_not_lines(tmp_path):
@@ -34,13 +35,13 @@ def test_label_space_comes_from_the_data(tmp_path):
     header += "Consolidation,Edema,Emphysema,Fibrosis,Pleural Thickening,Hernia\n"
     (nih / "labels.csv").write_text(header + "a.png" + ",0" * 15 + "\n", encoding="utf-8")
     (nih / "test.csv").write_text("image\na.png\n", encoding="utf-8")
-    space = dataset_label_space(nih)
+    space = folder_label_space(nih, from_headers=True)
     assert space.name == "nih14" and space.num_classes == 15 and space.normal == "No Finding"
 
     custom = tmp_path / "mine"
     custom.mkdir()
     (custom / "train.csv").write_text("ImageID,Opacity,Normal\na.png,1,0\n", encoding="utf-8")
-    space = dataset_label_space(custom)
+    space = folder_label_space(custom, from_headers=True)
     assert (space.name, space.classes, space.normal) == ("mine", ("Opacity", "Normal"), "Normal")
 
     generated = tmp_path / "gen"
@@ -48,14 +49,28 @@ def test_label_space_comes_from_the_data(tmp_path):
     (generated / "train.csv").write_text("ImageID,Opacity\na.png,1\n", encoding="utf-8")
     recorded = {"name": "myspace", "classes": ["Opacity", "Bulla"], "unseen": ["Bulla"], "normal": None}
     (generated / "dataset.json").write_text(json.dumps({"label_space": recorded}), encoding="utf-8")
-    space = dataset_label_space(generated)
+    space = folder_label_space(generated, from_headers=True)
     assert (space.name, space.unseen) == ("myspace", ("Bulla",))
 
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "test.csv").write_text("ImageID\na.png\n", encoding="utf-8")
     with pytest.raises(InputError, match="label space is unknown"):
-        dataset_label_space(empty)
+        folder_label_space(empty, from_headers=True)
+
+
+def test_folder_label_space_reads_dataset_json_first(tmp_path):
+    """read_manifest asks only for the recorded space (None without one); pages fall back to the headers."""
+    folder = tmp_path / "set"
+    folder.mkdir()
+    (folder / "train.csv").write_text("ImageID,Opacity\na.png,1\n", encoding="utf-8")
+    assert folder_label_space(folder) is None
+    assert folder_label_space(folder, from_headers=True).classes == ("Opacity",)
+    (folder / "dataset.json").write_text(json.dumps({"label_space": "nih14"}), encoding="utf-8")
+    assert folder_label_space(folder).name == folder_label_space(folder, from_headers=True).name == "nih14"
+    (folder / "dataset.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(InputError, match="dataset.json: not a readable data-set description"):
+        folder_label_space(folder, from_headers=True)
 
 
 def test_workspace_counts(tmp_path):

@@ -29,6 +29,7 @@ from cxrlt_core.data.metadata import canonical_metadata
 from cxrlt_core.errors import InputError, ValidationError
 from cxrlt_core.labels import (
     DEFAULT_META_COLUMNS,
+    LABEL_SPACES,
     LabelSpace,
     as_label_space,
     fold_name,
@@ -274,17 +275,59 @@ def count_problems(lines: Sequence[str]) -> str:
 DATASET_FILE = "dataset.json"
 
 
-def folder_label_space(folder: str | os.PathLike[str]) -> LabelSpace | None:
-    """The label space named by ``<folder>/dataset.json`` (as the demo generator writes it), or ``None``."""
-    described = Path(folder) / DATASET_FILE
-    if not described.is_file():
+def folder_label_space(folder: str | os.PathLike[str], from_headers: bool = False) -> LabelSpace | None:
+    """The label space of the data set in ``folder``.
+
+    Order of evidence: the ``label_space`` recorded in ``<folder>/dataset.json`` (a name or a full description, as
+    the demo generator writes it); else, with ``from_headers``, the CSV whose header names the most classes, matched
+    to a registered space when it has exactly that space's classes, else a space named after the folder with the
+    header's classes; else ``None``.
+
+    Raises:
+        InputError: ``dataset.json`` cannot be read; with ``from_headers``, no CSV in the folder has a class column.
+    """
+    folder = Path(folder)
+    described = folder / DATASET_FILE
+    if described.is_file():
+        try:
+            data = json.loads(described.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InputError(f"{described}: not a readable data-set description ({exc})") from None
+        stored = data.get("label_space") if isinstance(data, dict) else None
+        if isinstance(stored, (dict, str)):
+            return as_label_space(stored)
+    if not from_headers:
         return None
+    best: LabelSpace | None = None
+    for path in sorted(folder.glob("*.csv")):
+        try:
+            space = label_space_from_columns(_csv_header(path), name=folder.name)
+        except InputError:
+            continue
+        if best is None or space.num_classes > best.num_classes:
+            best = space
+    if best is None:
+        raise InputError(f"{folder}: no CSV with class columns, so its label space is unknown")
+    return _registered_match(best)
+
+
+def _csv_header(path: Path) -> list[str]:
+    """The first row of a CSV (``[]`` when it cannot be read)."""
     try:
-        data = json.loads(described.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{described}: not a readable data-set description ({exc})") from None
-    stored = data.get("label_space") if isinstance(data, dict) else None
-    return as_label_space(stored) if isinstance(stored, (dict, str)) else None
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            return next(csv.reader(handle), [])
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return []
+
+
+def _registered_match(space: LabelSpace) -> LabelSpace:
+    """The registered space with exactly these classes (any spelling it accepts), else ``space`` itself."""
+    for name in LABEL_SPACES.names():
+        known = LABEL_SPACES.get(name)
+        resolved = {known.resolve(c) for c in space.classes}
+        if None not in resolved and resolved == set(known.classes):
+            return known
+    return space
 
 
 def _resolve_label_space(
