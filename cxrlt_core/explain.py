@@ -18,6 +18,9 @@ import cv2
 import numpy as np
 import torch
 
+from cxrlt_core.data.images import Preprocess, to_gray, to_uint8
+from cxrlt_core.models.contract import InputContract
+
 CAM_METHODS = ("gradcam", "gradcam++", "hirescam", "eigencam")
 MAP_METHODS = CAM_METHODS + ("occlusion",)
 
@@ -143,8 +146,6 @@ def map_on_image(heat: np.ndarray, preprocess: Any, image_shape: tuple[int, int]
     letterbox padding is cut away when the input kept the aspect ratio, and the rest is resized to (H, W): so the map
     has the image's aspect ratio and lines up with its pixels.
     """
-    from cxrlt_core.data.images import Preprocess
-
     pre = preprocess if isinstance(preprocess, Preprocess) else Preprocess.from_dict(preprocess)
     full = resize_map(heat, (pre.height, pre.width))
     height, width = int(image_shape[0]), int(image_shape[1])
@@ -159,8 +160,6 @@ def map_on_image(heat: np.ndarray, preprocess: Any, image_shape: tuple[int, int]
 
 def display_gray(image: np.ndarray) -> np.ndarray:
     """A decoded radiograph (any dtype, gray or RGB) as the gray uint8 image shown under the maps (same size)."""
-    from cxrlt_core.data.images import to_gray, to_uint8
-
     gray = to_gray(image, channel_order="rgb") if image.ndim == 3 else image
     return gray if gray.dtype == np.uint8 else to_uint8(gray)
 
@@ -234,8 +233,6 @@ def prepare_radiograph(image: np.ndarray, sidecar: dict) -> tuple[np.ndarray, to
     (:class:`~cxrlt_core.models.contract.InputContract`, read from its sidecar), so an image is fed exactly as the
     model was trained.
     """
-    from cxrlt_core.models.contract import InputContract
-
     contract = InputContract.from_sidecar(sidecar)
     gray = contract.prepare(image)
     return gray, contract.to_tensor(gray)[None]
@@ -253,8 +250,6 @@ def maps_for_image(
 
     Returns ``{method: {class index: (H, W) map}}`` with ``(H, W)`` the stored image's shape (``map_on_image``).
     """
-    from cxrlt_core.models.contract import InputContract
-
     pre = InputContract.from_sidecar(sidecar).preprocess
     _, batch = prepare_radiograph(image, sidecar)
     _, maps = head_attention_maps(model, batch)

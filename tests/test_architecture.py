@@ -202,10 +202,6 @@ LOCAL_IMPORTS = (
     ("zeroshot/demo_clip.py", "minilm_dir", "transformers", "optional package, probed"),
     ("explain.py", "grad_cam", "pytorch_grad_cam", "only Grad-CAM maps need it"),
     ("explain.py", "grad_cam", "pytorch_grad_cam.utils.model_targets", "only Grad-CAM maps need it"),
-    ("explain.py", "map_on_image", "cxrlt_core.data.images", "to move with explain.py's next change"),
-    ("explain.py", "display_gray", "cxrlt_core.data.images", "to move with explain.py's next change"),
-    ("explain.py", "prepare_radiograph", "cxrlt_core.models.contract", "to move with explain.py's next change"),
-    ("explain.py", "maps_for_image", "cxrlt_core.models.contract", "to move with explain.py's next change"),
 )
 
 
