@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from cxrlt_dashboard.common import PAGES, choose_workspace
+from cxrlt_dashboard.common import PAGES, choose_workspace, run_page
 
 st.set_page_config(page_title="cxrlt", page_icon="🫁", layout="wide")
 choose_workspace()  # before the navigation: a page that stops here must still show the field and its message
-st.navigation([st.Page(p.path, title=p.title, icon=p.icon, default=i == 0) for i, p in enumerate(PAGES)]).run()
+# an input or OS error that escapes a page (a full disk, a file removed meanwhile) ends as one line, not a traceback
+run_page(st.navigation([st.Page(p.path, title=p.title, icon=p.icon, default=i == 0) for i, p in enumerate(PAGES)]))

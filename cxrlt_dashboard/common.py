@@ -12,6 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from cxrlt_core.errors import CxrltError
+from cxrlt_core.oserrors import describe_os_error
 from cxrlt_core.workspace import Workspace
 
 DEFAULT_WORKSPACE = "workspace/demo"
@@ -149,9 +150,26 @@ def cli_hint(command: str) -> None:
     st.code(command, language="bash")
 
 
+def error_line(exc: BaseException) -> str:
+    """One readable line: a known input error as it is, an OS error as ``PATH: what happened``, else type and text."""
+    if isinstance(exc, CxrltError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        return describe_os_error(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
 def error_box(exc: BaseException) -> None:
-    """One readable line for a known input error; the exception text otherwise."""
-    st.error(str(exc) if isinstance(exc, CxrltError) else f"{type(exc).__name__}: {exc}")
+    """Show :func:`error_line` of ``exc`` as the page's error."""
+    st.error(error_line(exc))
+
+
+def run_page(page: Any) -> None:
+    """Run the chosen page; an input or OS error that escapes it becomes one error line, not a traceback."""
+    try:
+        page.run()
+    except (CxrltError, OSError) as exc:
+        error_box(exc)
 
 
 def mtime(path: str | os.PathLike[str]) -> float:

@@ -40,3 +40,23 @@ def test_prompts_save_as_with_an_invalid_name_is_a_message(page, tiny_workspace,
     assert not app.exception and not app.success
     assert snapshot(tiny_workspace.root) == before
     assert not (tiny_workspace.root / "escape").exists()
+
+
+def _page_that_fails() -> None:
+    """An AppTest script: a page whose run hits a full disk while writing /x/out.csv."""
+    import errno
+
+    from cxrlt_dashboard.common import run_page
+
+    class FullDiskPage:
+        def run(self) -> None:
+            raise OSError(errno.ENOSPC, "No space left on device", "/x/out.csv")
+
+    run_page(FullDiskPage())
+
+
+def test_an_os_error_escaping_a_page_is_one_line_not_a_traceback():
+    app = st_testing.AppTest.from_function(_page_that_fails, default_timeout=60)
+    app.run()
+    assert not app.exception
+    assert [e.value for e in app.error] == ["/x/out.csv: no space left on the device"]
