@@ -11,12 +11,15 @@ import os
 import shlex
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from cxrlt_core.data.manifest import read_manifest
 from cxrlt_core.errors import InputError
 from cxrlt_core.export_plan import export_files
+from cxrlt_core.inference.ensemble_spec import load_ensemble_spec
 from cxrlt_core.inference.predict import predict
 from cxrlt_core.labels import LabelSpace, as_label_space, list_label_spaces
+from cxrlt_core.pathguard import inside
 from cxrlt_core.predictions import Predictions, read_predictions
 from cxrlt_core.runs import checkpoint_path
 from cxrlt_core.submission import submission_from_predictions, validate_submission, write_submission
@@ -88,40 +91,76 @@ def export_task1(
     test_csv: str | os.PathLike[str],
     name: str,
     weights: Sequence[float] | None = None,
-    images: str | os.PathLike[str] | None = None,
-    tta: str = "medium",
-    merge: str = "mean",
-    gating_alpha: float = 0.5,
-    gating_form: str = "power",
-    calibration: str | os.PathLike[str] | None = None,
     checkpoint: str = "best",
-    progress: Progress | None = None,
-    overwrite: bool = False,
+    **options: Any,
 ) -> ExportResult:
     """Predict ``test_csv`` with the weighted ensemble of ``runs``' checkpoints and write a Task 1 submission.
 
+    ``options`` are :func:`_export_task1`'s (images, tta, merge, gating, calibration, progress, overwrite).
     Files: ``W/exports/<name>.predictions.parquet`` and ``W/exports/<name>.csv``.
     """
-    _refuse_overwrite(workspace, name, overwrite)
     if not runs:
         raise InputError("choose at least one run for the ensemble")
     checkpoints = [checkpoint_path(workspace.run(run), checkpoint) for run in runs]
     missing = [str(c) for c in checkpoints if not c.exists()]
     if missing:
         raise InputError(f"no {checkpoint} checkpoint: {', '.join(missing)}")
+    source = [arg for ckpt in checkpoints for arg in ("--checkpoint", str(ckpt))]
+    if weights:
+        source += ["--weights", *[str(w) for w in weights]]
+    return _export_task1(workspace, checkpoints, weights, source, test_csv, name, **options)
+
+
+def export_task1_ensemble(
+    workspace: Workspace,
+    spec: str | os.PathLike[str],
+    test_csv: str | os.PathLike[str],
+    name: str,
+    allow_outside: bool = False,
+    **options: Any,
+) -> ExportResult:
+    """Predict ``test_csv`` with the members of an ensemble spec file (``cxrlt_core.inference.ensemble_spec``: each
+    member at its own input size, with its weight) and write a Task 1 submission.
+
+    Unless ``allow_outside``, every member's checkpoint must lie inside the workspace (the dashboard reads nothing
+    else without being told). ``options`` are :func:`_export_task1`'s.
+    """
+    loaded = load_ensemble_spec(spec, workspace=workspace.root)
+    if not allow_outside:
+        outside = [m.checkpoint for m in loaded.members if not inside(m.checkpoint, workspace.root)]
+        if outside:
+            raise InputError(f"{spec}: checkpoint {outside[0]} is outside the workspace {workspace.root}")
+    source = ["--ensemble", str(spec)]
+    return _export_task1(workspace, loaded.checkpoints, loaded.weights, source, test_csv, name, **options)
+
+
+def _export_task1(
+    workspace: Workspace,
+    checkpoints: Sequence[Path],
+    weights: Sequence[float] | None,
+    source: list[str],
+    test_csv: str | os.PathLike[str],
+    name: str,
+    images: str | os.PathLike[str] | None = None,
+    tta: str = "medium",
+    merge: str = "mean",
+    gating_alpha: float = 0.5,
+    gating_form: str = "power",
+    calibration: str | os.PathLike[str] | None = None,
+    progress: Progress | None = None,
+    overwrite: bool = False,
+) -> ExportResult:
+    """Predict, write and validate; ``source`` is the CLI's way of naming the same checkpoints and weights."""
+    _refuse_overwrite(workspace, name, overwrite)
     manifest, root = _test_manifest(test_csv, images)
     pred_path = workspace.exports_dir / f"{name}.predictions.parquet"
     out = workspace.exports_dir / f"{name}.csv"
     predict(
-        checkpoints, manifest, pred_path, weights=weights, tta=tta, merge=merge, gating_alpha=gating_alpha,
+        list(checkpoints), manifest, pred_path, weights=weights, tta=tta, merge=merge, gating_alpha=gating_alpha,
         gating_form=gating_form, calibration=calibration, num_workers=0, progress=progress, show_progress=False,
     )  # fmt: skip
     rows, problems, space = _write_and_validate(pred_path, Path(test_csv), out, 1)
-    command = ["cxrlt", "predict"]
-    for ckpt in checkpoints:
-        command += ["--checkpoint", str(ckpt)]
-    if weights:
-        command += ["--weights", *[str(w) for w in weights]]
+    command = ["cxrlt", "predict", *source]
     command += ["--labels", str(test_csv), "--images", str(root), "--tta", tta, "--merge", merge]
     command += ["--gating-alpha", str(gating_alpha), "--gating-form", gating_form]
     if calibration:

@@ -9,6 +9,7 @@ Layout (docs/design.md)::
     W/postprocess/          saved gating / calibration / threshold choices
     W/cache/                decoded-image and embedding caches
     W/exports/              submission CSVs
+    W/ensembles/            ensemble spec files (*.yaml) the Export page offers (optional)
 """
 
 from __future__ import annotations
@@ -92,6 +93,10 @@ class Workspace:
     def exports_dir(self) -> Path:
         return self.root / "exports"
 
+    @property
+    def ensembles_dir(self) -> Path:
+        return self.root / "ensembles"
+
     def dataset(self, name: str) -> Path:
         return self.child("datasets", name, "data set name")
 
@@ -122,6 +127,10 @@ class Workspace:
             if path.suffix in PREDICTION_SUFFIXES and not path.name.startswith(".")
         ]
         return sorted(files, key=lambda p: p.stat().st_mtime, reverse=True)
+
+    def list_ensembles(self) -> list[Path]:
+        """Ensemble spec files (``ensembles/*.yaml``), by name."""
+        return sorted(p for p in self.ensembles_dir.glob("*.y*ml") if p.suffix in (".yaml", ".yml"))
 
     def list_exports(self) -> list[Path]:
         """Submission files written to ``exports/``."""

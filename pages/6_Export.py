@@ -6,7 +6,7 @@ import streamlit as st
 
 from cxrlt_core.capsule.export import export_capsule
 from cxrlt_core.errors import CxrltError
-from cxrlt_core.export import export_task1, export_task2
+from cxrlt_core.export import export_task1, export_task1_ensemble, export_task2
 from cxrlt_core.export_plan import (
     calibration_note,
     default_ensemble,
@@ -16,6 +16,7 @@ from cxrlt_core.export_plan import (
     saved_postprocess_names,
     weights_for,
 )
+from cxrlt_core.inference.ensemble_spec import load_ensemble_spec
 from cxrlt_core.inference.gating import GATING_FORMS
 from cxrlt_core.inference.tta import MERGE_MODES, TTA_SETS
 from cxrlt_core.postprocess_study import alpha_range
@@ -99,39 +100,75 @@ def _postprocessing(chosen: list[str]) -> tuple[float, str, object]:
     return alpha, form, saved.calibration
 
 
-with task1:
+def _runs_ensemble() -> tuple[dict, list[str]] | None:
+    """The ensemble of runs chosen here: export arguments and the runs (None when nothing is trained)."""
     ranked = ranked_runs(workspace)
     if not ranked:
         st.info("No trained run with a checkpoint yet.")
-    else:
-        best = {name: value for name, value in ranked}
-        labels = {name: f"{name} (val mAP {v:.4f})" if v is not None else name for name, v in ranked}
-        chosen = st.multiselect(
-            "Runs in the ensemble (best validation mAP first)",
-            list(best),
-            default=default_ensemble(workspace),
-            format_func=labels.get,
-            key="x_runs",
+        return None
+    best = {name: value for name, value in ranked}
+    labels = {name: f"{name} (val mAP {v:.4f})" if v is not None else name for name, v in ranked}
+    chosen = st.multiselect(
+        "Runs in the ensemble (best validation mAP first)",
+        list(best),
+        default=default_ensemble(workspace),
+        format_func=labels.get,
+        key="x_runs",
+    )
+    defaults = weights_for(workspace, chosen)
+    weight_cols = st.columns(max(len(chosen), 1))
+    weights = [
+        col.number_input(f"weight · {run}", 0.0, 100.0, defaults[run], 0.5, key=f"w_{run}")
+        for col, run in zip(weight_cols, chosen)
+    ]
+    st.caption("Default weights follow the winning method: CSRA-head runs 1.5, MLP-head runs 1.0, others 1.0.")
+    return {"runs": chosen, "weights": weights}, chosen
+
+
+def _spec_ensemble() -> tuple[dict, list[str]] | None:
+    """An ensemble spec file of ``W/ensembles/``: its members are shown; None when there is none or it is wrong."""
+    specs = {p.name: p for p in workspace.list_ensembles()}
+    if not specs:
+        st.info(
+            f"No ensemble spec in `{workspace.ensembles_dir}`: put a YAML file there (members with checkpoint, "
+            "input_size, weight; docs/recipes.md), or choose runs here."
         )
-        defaults = weights_for(workspace, chosen)
-        weight_cols = st.columns(max(len(chosen), 1))
-        weights = [
-            col.number_input(f"weight · {run}", 0.0, 100.0, defaults[run], 0.5, key=f"w_{run}")
-            for col, run in zip(weight_cols, chosen)
-        ]
-        st.caption("Default weights follow the winning method: CSRA-head runs 1.5, MLP-head runs 1.0, others 1.0.")
+        return None
+    path = pick("Ensemble spec", specs, "x_spec")
+    try:
+        spec = load_ensemble_spec(path, workspace=workspace.root)
+    except CxrltError as exc:
+        error_box(exc)
+        return None
+    st.dataframe(spec.rows(), hide_index=True)
+    st.caption(f"{spec.description or spec.name}: each member is predicted at the input size it was trained at.")
+    return {"spec": path}, [m.label for m in spec.members]
+
+
+with task1:
+    source = st.radio(
+        "Ensemble", ["runs chosen here", "an ensemble spec file"], horizontal=True, key="x_source",
+        help="A spec file names members trained at different input sizes, each with its weight (cxrlt predict "
+        "--ensemble takes the same file).",
+    )  # fmt: skip
+    picked = _runs_ensemble() if source == "runs chosen here" else _spec_ensemble()
+    if picked is not None:
+        members, chosen = picked
         t1, t2 = st.columns(2)
         tta = t1.selectbox("TTA", TTA_SETS.names(), index=TTA_SETS.names().index("medium"))
         merge = t2.selectbox("Merge", MERGE_MODES.names())
         alpha, form, calibration = _postprocessing(chosen)
         name1, replace1 = _export_name("task1_submission", "x_name1")
         if st.button("Build Task 1 submission", type="primary", disabled=not chosen):
+            options = {
+                "tta": tta, "merge": merge, "gating_alpha": alpha, "gating_form": form, "calibration": calibration,
+                "progress": _progress_bar("predicting"), "overwrite": replace1,
+            }  # fmt: skip
             try:
-                result = export_task1(
-                    workspace, chosen, test_csv, name1, weights=weights, tta=tta, merge=merge, gating_alpha=alpha,
-                    gating_form=form, calibration=calibration, progress=_progress_bar("predicting"),
-                    overwrite=replace1,
-                )  # fmt: skip
+                if "spec" in members:
+                    result = export_task1_ensemble(workspace, members["spec"], test_csv, name1, **options)
+                else:
+                    result = export_task1(workspace, members["runs"], test_csv, name1, members["weights"], **options)
                 _show(result)
             except CxrltError as exc:
                 error_box(exc)

@@ -168,6 +168,29 @@ def test_export_page_renders(page):
     assert any(b.label.startswith("Build") for b in app.button)
 
 
+def test_export_page_builds_task1_from_an_ensemble_spec(page, workspace):
+    """Choosing a spec file of W/ensembles shows its members with normalised weights and exports with it."""
+    workspace.ensembles_dir.mkdir(exist_ok=True)
+    spec = workspace.ensembles_dir / "pair.yaml"
+    spec.write_text(
+        "members:\n  - checkpoint: ${workspace}/runs/demo_csra/checkpoints/best.safetensors\n    weight: 3\n"
+        "  - checkpoint: ${workspace}/runs/demo_mlp/checkpoints/best.safetensors\n    weight: 1\n",
+        encoding="utf-8",
+    )
+    try:
+        app = page("pages/6_Export.py")
+        app.radio(key="x_source").set_value("an ensemble spec file").run()
+        members = app.dataframe[0].value
+        assert list(members["member"]) == ["demo_csra", "demo_mlp"] and list(members["weight"]) == [0.75, 0.25]
+        next(t for t in app.text_input if t.key == "x_name1").set_value("t1_spec_ui")
+        next(b for b in app.button if b.label == "Build Task 1 submission").click().run()
+        assert not app.exception and not app.error, [e.value for e in app.error]
+        assert any("Valid submission" in s.value for s in app.success)
+        assert any(f"--ensemble {spec}" in c.value for c in app.code)
+    finally:
+        spec.unlink()
+
+
 def test_train_page_launches_a_one_step_run(page, workspace):
     """The typed name is used, the panel follows the launched run, and the finished run has val / test predictions."""
     app = page("pages/1_Train.py")

@@ -8,6 +8,7 @@ checkpoints and the prompt set carry it.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,8 @@ import torch
 
 from cxrlt_core.data.images import Preprocess
 from cxrlt_core.demo_workspace import clip_spec
-from cxrlt_core.export import export_task1, export_task2
+from cxrlt_core.errors import InputError
+from cxrlt_core.export import export_task1, export_task1_ensemble, export_task2
 from cxrlt_core.labels import get_label_space
 from cxrlt_core.models.checkpoint import save_checkpoint
 from cxrlt_core.models.classifier import ModelConfig, build_model
@@ -48,6 +50,45 @@ def test_task1_submission_is_the_weighted_ensemble(tiny_workspace: Workspace):
     assert not np.allclose(csra, mlp)  # the two runs differ, so the weights matter
     assert read_predictions(both.predictions).metadata["label_space"]["name"] == "cxrlt2026"
     assert "cxrlt predict" in both.commands[0] and "--weights 1.5 1.0" in both.commands[0]
+
+
+def test_task1_from_an_ensemble_spec_equals_the_same_runs_chosen_by_name(tiny_workspace: Workspace):
+    """A spec naming the two runs with weights 3 and 2 gives the submission of the runs chosen with those weights;
+    the CLI line names the spec; a member outside the workspace is refused unless allowed."""
+    ws, test = tiny_workspace, _test_csv(tiny_workspace)
+    ws.ensembles_dir.mkdir(exist_ok=True)
+    try:
+        _check_spec_exports(ws, test)
+    finally:  # the workspace is shared with the dashboard tests
+        shutil.rmtree(ws.ensembles_dir)
+
+
+def _check_spec_exports(ws: Workspace, test: Path) -> None:
+    spec = ws.ensembles_dir / "pair.yaml"
+    spec.write_text(
+        "name: pair\nmembers:\n"
+        "  - checkpoint: ${workspace}/runs/demo_csra/checkpoints/best.safetensors\n    weight: 3\n"
+        "  - checkpoint: ../runs/demo_mlp/checkpoints/best.safetensors\n    weight: 2\n",
+        encoding="utf-8",
+    )
+    assert ws.list_ensembles() == [spec]
+    options = {"tta": "none", "gating_alpha": 0.0}
+    by_spec = export_task1_ensemble(ws, spec, test, "t1_spec", **options)
+    by_name = export_task1(ws, ["demo_csra", "demo_mlp"], test, "t1_named", weights=[3.0, 2.0], **options)
+    assert by_spec.problems == []
+    np.testing.assert_allclose(
+        pd.read_csv(by_spec.submission).iloc[:, 1:].to_numpy(), pd.read_csv(by_name.submission).iloc[:, 1:].to_numpy()
+    )
+    assert f"--ensemble {spec}" in by_spec.commands[0] and "--checkpoint" not in by_spec.commands[0]
+
+    other = Path(str(ws.root) + "_other")  # a copy of the run's checkpoints beside the workspace, not in it
+    shutil.copytree(ws.run("demo_csra") / "checkpoints", other, dirs_exist_ok=True)
+    elsewhere = other / "best.safetensors"
+    outside = ws.ensembles_dir / "outside.yaml"
+    outside.write_text(f"members:\n  - checkpoint: {elsewhere}\n", encoding="utf-8")
+    with pytest.raises(InputError, match="outside the workspace"):
+        export_task1_ensemble(ws, outside, test, "t1_outside", **options)
+    assert not (ws.exports_dir / "t1_outside.csv").exists()
 
 
 def test_task2_submission_is_the_prompt_sets_unseen_classes(tiny_workspace: Workspace):

@@ -41,6 +41,14 @@ class EnsembleMember:
     input_size: int | None = None
     name: str | None = None
 
+    @property
+    def label(self) -> str:
+        """The member's name, else its run's folder (``runs/<run>/checkpoints/<file>``), else the file's stem."""
+        if self.name:
+            return str(self.name)
+        parent = self.checkpoint.parent
+        return parent.parent.name if parent.name == "checkpoints" else self.checkpoint.stem
+
 
 @dataclasses.dataclass
 class EnsembleSpec:
@@ -58,6 +66,15 @@ class EnsembleSpec:
     @property
     def weights(self) -> list[float]:
         return [m.weight for m in self.members]
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One row per member for display: label, checkpoint, input size and the weight normalised to sum 1."""
+        total = sum(self.weights) or 1.0
+        return [
+            {"member": m.label, "checkpoint": str(m.checkpoint), "input size": m.input_size,
+             "weight": round(m.weight / total, 3)}
+            for m in self.members
+        ]  # fmt: skip
 
 
 def load_ensemble_spec(
