@@ -83,6 +83,21 @@ STATE_VERSION = 1
 LOGGER_NAME = "cxrlt.train"
 
 
+@dataclasses.dataclass(frozen=True)
+class EpochOutcome:
+    """What one finished epoch produced: its index (0-based), phase, mean loss, steps, non-finite steps skipped,
+    validation metrics, whether they improved the best, and its timing (train, epoch and step seconds)."""
+
+    epoch: int
+    phase: int
+    loss: float
+    steps: int
+    skipped: int
+    val: dict[str, Any]
+    improved: bool
+    timing: dict[str, float | None]
+
+
 @dataclasses.dataclass
 class TrainResult:
     """What :func:`train` did."""
@@ -490,7 +505,7 @@ class Trainer:
             patience = r.optim.early_stop_patience
             self.early_stopped = phase == 2 and bool(patience) and self.stale_epochs >= patience
             timing = {"train": train_s, "epoch": time.time() - t0, "step": step_s}
-            self._end_epoch(epoch, phase, loss, steps, skipped, val, improved, timing, started)
+            self._end_epoch(EpochOutcome(epoch, phase, loss, steps, skipped, val, improved, timing), started)
             if self.early_stopped:
                 self.log.info("early stop: no val mAP gain for %d epochs", self.stale_epochs)
                 break
@@ -695,18 +710,7 @@ class Trainer:
         return improved
 
     # ------------------------------------------------------------------------------------------- end of an epoch
-    def _end_epoch(
-        self,
-        epoch: int,
-        phase: int,
-        loss: float,
-        steps: int,
-        skipped: int,
-        val: dict[str, Any],
-        improved: bool,
-        timing: dict[str, float | None],
-        started: float,
-    ) -> None:
+    def _end_epoch(self, done: EpochOutcome, started: float) -> None:
         self._gather_failures()
         if not self.is_main:
             dist_utils.barrier()
@@ -714,51 +718,42 @@ class Trainer:
         sidecar = {
             "run_id": self.run_dir.name,
             "recipe": self.recipe.name,
-            "epoch": epoch + 1,
+            "epoch": done.epoch + 1,
             "epochs": self.recipe.total_epochs,
-            "phase": phase,
-            "ema": val["ema"],
-            "metrics": {k: val[k] for k in ("mAP", "mAUC", "mF1", "mECE")},
+            "phase": done.phase,
+            "ema": done.val["ema"],
+            "metrics": {k: done.val[k] for k in ("mAP", "mAUC", "mF1", "mECE")},
             "input": self.contract,
             "profile": self.profile.to_dict(),
         }
         self._save_checkpoint("last", sidecar)
-        if improved:
+        if done.improved:
             self._save_checkpoint("best", sidecar)
-        record = self._epoch_record(epoch, phase, loss, steps, skipped, val, improved, timing)
+        record = self._epoch_record(done)
         # the state is the commit point of an epoch; it carries the epoch's record so that a kill between the two
         # writes cannot leave a hole in metrics.jsonl (resume re-appends it)
-        self._save_state(epoch, started, record)
+        self._save_state(done.epoch, started, record)
         runs.append_metrics(self.run_dir, record)
         self.tracker.log_epoch(record)
-        self._report_epoch(epoch, phase, loss, steps, skipped, val, timing)
+        self._report_epoch(done)
         if self.progress is not None:
-            self.progress(self._progress_info(epoch + 1, 0, 1, phase, loss))
+            self.progress(self._progress_info(done.epoch + 1, 0, 1, done.phase, done.loss))
         dist_utils.barrier()
 
-    def _epoch_record(
-        self,
-        epoch: int,
-        phase: int,
-        loss: float,
-        steps: int,
-        skipped: int,
-        val: dict[str, Any],
-        improved: bool,
-        timing: dict[str, float | None],
-    ) -> dict[str, Any]:
+    def _epoch_record(self, done: EpochOutcome) -> dict[str, Any]:
         """The epoch's line of ``metrics.jsonl``: losses, learning rates, validation metrics and throughput."""
-        images = steps * self.recipe.optim.batch_size * self.info.world_size
+        images = done.steps * self.recipe.optim.batch_size * self.info.world_size
+        timing = done.timing
         return {
-            "epoch": epoch + 1,
-            "phase": phase,
-            "train_loss": loss,
+            "epoch": done.epoch + 1,
+            "phase": done.phase,
+            "train_loss": done.loss,
             "lr": [float(g["lr"]) for g in self.optimizer.param_groups],
-            "steps": steps,
-            "skipped_batches": skipped,
+            "steps": done.steps,
+            "skipped_batches": done.skipped,
             "skipped_images": len(self.skipped_images),
-            "val": val,
-            "best": improved,
+            "val": done.val,
+            "best": done.improved,
             "best_mAP": self.best_map,
             "train_seconds": round(timing["train"], 2),
             "epoch_seconds": round(timing["epoch"], 2),
@@ -767,26 +762,17 @@ class Trainer:
             "time": time.time(),
         }
 
-    def _report_epoch(
-        self,
-        epoch: int,
-        phase: int,
-        loss: float,
-        steps: int,
-        skipped: int,
-        val: dict[str, Any],
-        timing: dict[str, float | None],
-    ) -> None:
+    def _report_epoch(self, done: EpochOutcome) -> None:
         """The run's ``status.json`` and one log line for the finished epoch."""
         r = self.recipe
         runs.write_status(
             self.run_dir,
-            epoch=epoch + 1,
+            epoch=done.epoch + 1,
             epochs=r.total_epochs,
-            phase=phase,
-            progress=(epoch + 1) / r.total_epochs,
-            train_loss=loss,
-            val_mAP=val["mAP"],
+            phase=done.phase,
+            progress=(done.epoch + 1) / r.total_epochs,
+            train_loss=done.loss,
+            val_mAP=done.val["mAP"],
             best_mAP=self.best_map,
             best_epoch=self.best_epoch,
             skipped_batches=self.skipped_batches,
@@ -794,16 +780,16 @@ class Trainer:
         )
         self.log.info(
             "epoch %d/%d (phase %d): train loss %.4f, val mAP %.4f (best %.4f @ %s), %d steps in %.1fs%s",
-            epoch + 1,
+            done.epoch + 1,
             r.total_epochs,
-            phase,
-            loss,
-            _num(val["mAP"]),
+            done.phase,
+            done.loss,
+            _num(done.val["mAP"]),
             _num(self.best_map),
             self.best_epoch,
-            steps,
-            timing["train"],
-            f", {skipped} non-finite steps skipped" if skipped else "",
+            done.steps,
+            done.timing["train"],
+            f", {done.skipped} non-finite steps skipped" if done.skipped else "",
         )
 
     def _save_checkpoint(self, which: str, sidecar: dict[str, Any]) -> None:
