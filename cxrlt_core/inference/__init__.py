@@ -8,9 +8,6 @@ this package imports it lazily, so the array-only parts stay cheap to import.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 from cxrlt_core.inference.calibration import (
     CALIBRATORS,
     Calibration,
@@ -28,6 +25,7 @@ from cxrlt_core.inference.thresholds import (
     fit_thresholds,
     load_thresholds,
 )
+from cxrlt_core.lazy import lazy_exports
 
 _LAZY = {
     # torch-based parts, imported on first use
@@ -72,7 +70,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(f"cxrlt_core.inference.{_LAZY[name]}"), name)
-    raise AttributeError(f"module 'cxrlt_core.inference' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, {name: f".{module}" for name, module in _LAZY.items()})

@@ -14,8 +14,7 @@ that the prompt, scoring and cache modules stay cheap to import: encoding and lo
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from cxrlt_core.lazy import lazy_exports
 
 _EXPORTS = {
     "EmbeddingCache": "cxrlt_core.zeroshot.cache",
@@ -51,7 +50,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)
