@@ -43,14 +43,15 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cxrlt_core.atomic import write_json  # noqa: E402
+from cxrlt_core.bootstrap import percentile_interval  # noqa: E402
 from cxrlt_core.config import load_recipe  # noqa: E402
 from cxrlt_core.data.manifest import read_manifest  # noqa: E402
 from cxrlt_core.inference.predict import predict  # noqa: E402
-from cxrlt_core.labels import BUCKETS, assign_buckets  # noqa: E402
-from cxrlt_core.metrics import bootstrap_average_precision, compute_report, percentile_interval  # noqa: E402
+from cxrlt_core.labels import BUCKETS, DEMO_LABEL_SPACE  # noqa: E402
 from cxrlt_core.paths import REPO_ROOT  # noqa: E402
 from cxrlt_core.predictions import align_to_labels, read_predictions  # noqa: E402
 from cxrlt_core.runs import checkpoint_path, read_status  # noqa: E402
+from cxrlt_core.seed_summary import seed_mean_map  # noqa: E402
 from cxrlt_core.training import train  # noqa: E402
 
 RECIPE = REPO_ROOT / "train_jobs" / "demo_csra.yaml"
@@ -130,7 +131,7 @@ def run_seed(cell: Cell, seed: int, args: argparse.Namespace) -> dict:
         raise SystemExit(f"{cell.name} seed {seed}: training ended {state!r}; see {run_dir / 'train.log'}")
     data = args.workspace / "datasets" / "demo"
     manifest = read_manifest(
-        data / "test.csv", image_root=data / "images", label_space="cxrlt2026", require_labels=False
+        data / "test.csv", image_root=data / "images", label_space=DEMO_LABEL_SPACE, require_labels=False
     )
     pred_path = run_dir / "test.parquet"
     predict(
@@ -173,14 +174,6 @@ def geometry_predictions(run_dir: Path, manifest, args: argparse.Namespace) -> d
     return out
 
 
-def _bucket_map(samples: np.ndarray, members: np.ndarray) -> np.ndarray:
-    """Mean AP over the classes of one bucket per row (NaN columns ignored)."""
-    with np.errstate(invalid="ignore"):
-        block = samples[:, members]
-        count = np.sum(~np.isnan(block), axis=1)
-        return np.where(count > 0, np.nansum(block, axis=1) / np.maximum(count, 1), np.nan)
-
-
 def summarise(
     cell: Cell,
     results: list[dict],
@@ -196,25 +189,13 @@ def summarise(
     earlier summary; adds the paired difference of the seed-mean mAP to it, with a bootstrap interval over the same
     image resamples.
     """
-    test = read_manifest(labels_csv, label_space="cxrlt2026")
+    test = read_manifest(labels_csv, label_space=DEMO_LABEL_SPACE)
     files = [r["geometry"][which] if which else r["predictions"] for r in results]
     aligned = [align_to_labels(read_predictions(f), test) for f in files]
     _, y, classes = aligned[0]
-    train_manifest = read_manifest(train_csv, label_space="cxrlt2026")
+    train_manifest = read_manifest(train_csv, label_space=DEMO_LABEL_SPACE)
     train_y = train_manifest.labels[:, [train_manifest.classes.index(c) for c in classes]]
-    bucket_of = assign_buckets(train_y, classes)
-    groups = {"all": np.ones(len(classes), bool)}
-    groups |= {b: np.array([bucket_of[c] == b for c in classes]) for b in BUCKETS}
-
-    point = {g: [] for g in groups}
-    boot = {g: np.zeros(n_boot) for g in groups}
-    for scores, labels, _ in aligned:
-        report = compute_report(labels, scores, list(classes))
-        ap = np.array([report["per_class"][c]["ap"] for c in classes], dtype=float)
-        samples = bootstrap_average_precision(labels, scores, n_boot, seed=0, class_names=list(classes))
-        for g, members in groups.items():
-            point[g].append(float(_bucket_map(ap[None, :], members)[0]))
-            boot[g] += _bucket_map(samples, members) / len(aligned)
+    seeds = seed_mean_map([(scores, labels) for scores, labels, _ in aligned], classes, train_y, n_boot)
     summary = {
         "cell": cell.name + (f" [{which}]" if which else ""),
         "profile": cell.profile,
@@ -224,23 +205,12 @@ def summarise(
         "head": cell.head,
         "seeds": [r["seed"] for r in results],
         "train_seconds": float(np.mean([r["train_seconds"] for r in results])),
-        "mAP": {},
     }
-    for g in groups:
-        values = np.array(point[g])
-        lo, hi = percentile_interval(boot[g])
-        sd = float(values.std(ddof=1)) if len(values) > 1 else 0.0
-        summary["mAP"][g] = {
-            "mean": float(values.mean()),
-            "sd": sd,
-            "ci": [float(lo), float(hi)],
-            "per_seed": values.tolist(),
-            "n_classes": int(groups[g].sum()),
-        }
+    summary["mAP"] = seeds.figures()
     summary["prevalence_baseline"] = float(np.mean(y.mean(axis=0)))
-    summary["_boot_all"] = boot["all"]
+    summary["_boot_all"] = seeds.boot["all"]
     if base is not None:
-        delta = boot["all"] - base["_boot_all"]
+        delta = seeds.boot["all"] - base["_boot_all"]
         lo, hi = percentile_interval(delta)
         summary["delta"] = {
             "vs": base["cell"],

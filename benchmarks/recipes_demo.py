@@ -40,12 +40,12 @@ from cxrlt_core.config import load_recipe  # noqa: E402
 from cxrlt_core.data.manifest import read_manifest  # noqa: E402
 from cxrlt_core.inference.calibration import fit_calibration  # noqa: E402
 from cxrlt_core.inference.predict import predict  # noqa: E402
-from cxrlt_core.labels import BUCKETS, assign_buckets  # noqa: E402
-from cxrlt_core.metrics import bootstrap_average_precision, compute_report, percentile_interval  # noqa: E402
+from cxrlt_core.labels import BUCKETS, DEMO_LABEL_SPACE  # noqa: E402
 from cxrlt_core.paths import REPO_ROOT  # noqa: E402
 from cxrlt_core.predictions import align_to_labels, read_predictions  # noqa: E402
 from cxrlt_core.recipe_cards import RecipeCard, list_cards  # noqa: E402
 from cxrlt_core.runs import checkpoint_path, read_status  # noqa: E402
+from cxrlt_core.seed_summary import seed_mean_map  # noqa: E402
 from cxrlt_core.training import train  # noqa: E402
 
 RESULTS_NAME = "recipes_demo.json"
@@ -120,19 +120,12 @@ def predict_twin(card: RecipeCard, seed: int, runs: list[dict], args: argparse.N
     return result
 
 
-def _bucket_map(samples: np.ndarray, members: np.ndarray) -> np.ndarray:
-    with np.errstate(invalid="ignore"):
-        block = samples[:, members]
-        count = np.sum(~np.isnan(block), axis=1)
-        return np.where(count > 0, np.nansum(block, axis=1) / np.maximum(count, 1), np.nan)
-
-
 def _scores(pred: dict, data: Path) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     """Test scores (calibrated when the card says so, fitted on the validation predictions), labels, classes."""
-    test = read_manifest(data / "test_labels.csv", label_space="cxrlt2026")
+    test = read_manifest(data / "test_labels.csv", label_space=DEMO_LABEL_SPACE)
     scores, labels, classes = align_to_labels(read_predictions(pred["test"]), test)
     if pred.get("calibration"):
-        val = read_manifest(data / "val_labels.csv", label_space="cxrlt2026")
+        val = read_manifest(data / "val_labels.csv", label_space=DEMO_LABEL_SPACE)
         val_scores, val_labels, val_classes = align_to_labels(read_predictions(pred["val"]), val)
         calibration = fit_calibration(val_scores, val_labels, val_classes, method=pred["calibration"])
         scores = calibration.apply(scores, classes)
@@ -143,24 +136,10 @@ def summarise(card: RecipeCard, preds: list[dict], seconds: list[float], args: a
     data = args.workspace / "datasets" / "demo"
     aligned = [_scores(p, data) for p in preds]
     _, y, classes = aligned[0]
-    train_manifest = read_manifest(data / "train.csv", label_space="cxrlt2026")
+    train_manifest = read_manifest(data / "train.csv", label_space=DEMO_LABEL_SPACE)
     train_y = train_manifest.labels[:, [train_manifest.classes.index(c) for c in classes]]
-    bucket_of = assign_buckets(train_y, classes)
-    groups = {"all": np.ones(len(classes), bool)}
-    groups |= {b: np.array([bucket_of[c] == b for c in classes]) for b in BUCKETS}
-    point: dict[str, list[float]] = {g: [] for g in groups}
-    boot = {g: np.zeros(args.bootstrap) for g in groups}
-    eces, aucs = [], []
-    for scores, labels, _ in aligned:
-        report = compute_report(labels, scores, list(classes))
-        eces.append(report["mECE"])
-        aucs.append(report["mAUC"])
-        ap = np.array([report["per_class"][c]["ap"] for c in classes], dtype=float)
-        samples = bootstrap_average_precision(labels, scores, args.bootstrap, seed=0, class_names=list(classes))
-        for g, members in groups.items():
-            point[g].append(float(_bucket_map(ap[None, :], members)[0]))
-            boot[g] += _bucket_map(samples, members) / len(aligned)
-    summary: dict[str, Any] = {
+    seeds = seed_mean_map([(scores, labels) for scores, labels, _ in aligned], classes, train_y, args.bootstrap)
+    return {
         "recipe": card.path.stem if card.path else card.name,
         "title": card.title,
         "twin_of": card.twin_of,
@@ -168,22 +147,11 @@ def summarise(card: RecipeCard, preds: list[dict], seconds: list[float], args: a
         "postprocess": card.postprocess,
         "seeds": list(args.seeds),
         "train_seconds": float(np.mean(seconds)),
-        "mAUC": float(np.mean(aucs)),
-        "mECE": float(np.mean(eces)),
-        "mAP": {},
+        "mAUC": float(np.mean([r["mAUC"] for r in seeds.reports])),
+        "mECE": float(np.mean([r["mECE"] for r in seeds.reports])),
+        "mAP": seeds.figures(),
+        "prevalence_baseline": float(np.mean(np.nanmean(y, axis=0))),
     }
-    for g in groups:
-        values = np.array(point[g])
-        lo, hi = percentile_interval(boot[g])
-        summary["mAP"][g] = {
-            "mean": float(values.mean()),
-            "sd": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
-            "ci": [float(lo), float(hi)],
-            "per_seed": values.tolist(),
-            "n_classes": int(groups[g].sum()),
-        }
-    summary["prevalence_baseline"] = float(np.mean(np.nanmean(y, axis=0)))
-    return summary
 
 
 def markdown(summaries: list[dict]) -> str:

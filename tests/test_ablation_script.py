@@ -58,13 +58,6 @@ def test_every_cell_loads_as_a_recipe_with_only_its_factors_changed(ablation):
         assert recipe.optim.phase2 == base.optim.phase2 and recipe.optim.ema == base.optim.ema
 
 
-def test_bucket_map_ignores_classes_without_positives(ablation):
-    samples = np.array([[0.2, np.nan, 0.6], [np.nan, np.nan, np.nan]])
-    got = ablation._bucket_map(samples, np.array([True, True, False]))
-    assert got[0] == pytest.approx(0.2) and np.isnan(got[1])
-    assert ablation._bucket_map(samples, np.array([True, True, True]))[0] == pytest.approx(0.4)
-
-
 @pytest.mark.slow
 def test_two_seed_run_on_the_tiny_workspace_summarises(tiny_workspace, tmp_path, monkeypatch, capsys, ablation):
     out = tmp_path / "abl"
