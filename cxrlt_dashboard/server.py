@@ -8,6 +8,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
@@ -52,3 +54,28 @@ def wait_until_healthy(url: str, timeout_s: float = 60.0) -> bool:
             pass
         time.sleep(0.5)
     return False
+
+
+@contextmanager
+def serving(workspace: str | os.PathLike[str], log_path: str | os.PathLike[str]) -> Iterator[str]:
+    """A started, healthy dashboard on a free port for the ``with`` block: yields its URL, stops it afterwards.
+
+    Raises:
+        RuntimeError: the server did not answer within a minute; the message ends with the log's last lines.
+    """
+    port = free_port()
+    with open(log_path, "w+b") as log:
+        process = start_dashboard(workspace, port, log)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            if not wait_until_healthy(url):
+                log.seek(0)
+                raise RuntimeError("streamlit did not start: " + log.read().decode(errors="replace")[-2000:])
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

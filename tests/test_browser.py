@@ -19,7 +19,7 @@ from cxrlt_core.runs import read_status
 from cxrlt_core.workspace import Workspace
 from cxrlt_dashboard import journeys
 from cxrlt_dashboard.common import PAGES as DASHBOARD_PAGES
-from cxrlt_dashboard.server import free_port, start_dashboard, wait_until_healthy
+from cxrlt_dashboard.server import serving
 
 pytestmark = pytest.mark.slow
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -45,18 +45,8 @@ def server(tmp_path_factory, workspace):
     if not os.path.exists(CHROMIUM):
         pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
     pytest.importorskip("playwright.sync_api")
-    port = free_port()
-    log = open(tmp_path_factory.mktemp("streamlit") / "streamlit.log", "w+b")  # noqa: SIM115 - closed below
-    process = start_dashboard(workspace.root, port, log)
-    url = f"http://127.0.0.1:{port}"
-    if not wait_until_healthy(url):
-        process.kill()
-        log.seek(0)
-        pytest.fail("streamlit did not start: " + log.read().decode(errors="replace")[-2000:])
-    yield url
-    process.terminate()
-    process.wait(timeout=20)
-    log.close()
+    with serving(workspace.root, tmp_path_factory.mktemp("streamlit") / "streamlit.log") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import pytest
 from cxrlt_core.models.contract import InputContract
 from cxrlt_core.workspace import Workspace
 from cxrlt_dashboard import journeys
-from cxrlt_dashboard.server import free_port, start_dashboard, wait_until_healthy
+from cxrlt_dashboard.server import serving
 
 pytestmark = pytest.mark.slow
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -28,18 +28,8 @@ def server(tmp_path_factory, tiny_workspace):
         pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
     pytest.importorskip("playwright.sync_api")
     root = Workspace(Path(shutil.copytree(tiny_workspace.root, tmp_path_factory.mktemp("inspect_ws") / "demo"))).root
-    port = free_port()
-    log = open(tmp_path_factory.mktemp("streamlit") / "streamlit.log", "w+b")  # noqa: SIM115 - closed below
-    process = start_dashboard(root, port, log)
-    url = f"http://127.0.0.1:{port}"
-    if not wait_until_healthy(url):
-        process.kill()
-        log.seek(0)
-        pytest.fail("streamlit did not start: " + log.read().decode(errors="replace")[-2000:])
-    yield url
-    process.terminate()
-    process.wait(timeout=20)
-    log.close()
+    with serving(root, tmp_path_factory.mktemp("streamlit") / "streamlit.log") as url:
+        yield url
 
 
 def _captions(page) -> str:
