@@ -54,3 +54,13 @@ def test_maps_follow_the_finding_box(inspect_page) -> None:
     assert any(f"head map · {other}" in c for c in captions) and any(f"gradcam · {other}" in c for c in captions)
     assert not any(f"map · {first} " in c for c in captions)
     assert any("min-max normalised" in c.value for c in app.caption)
+
+
+def test_occlusion_as_the_second_map(inspect_page) -> None:
+    """Choosing occlusion draws it beside the head map and offers its overlay for download."""
+    app = inspect_page
+    finding = next(s for s in app.selectbox if s.label == "Finding").value
+    next(s for s in app.selectbox if s.label == "Second map").set_value("occlusion").run()
+    assert not app.exception, [e.message for e in app.exception]
+    assert any(f"occlusion · {finding}" in c for c in _image_captions(app))
+    assert any(b.label == "Download occlusion overlay" for b in app.get("download_button"))
