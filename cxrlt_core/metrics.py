@@ -560,21 +560,7 @@ class ReportInputs:
     samples: BootstrapSamples | None = None
 
 
-def compute_report(
-    labels: object,
-    scores: object,
-    class_names: Sequence[str],
-    train_labels: object | None = None,
-    threshold: float = DEFAULT_THRESHOLD,
-    skipped_as_zero: bool = False,
-    bootstrap: int = 0,
-    seed: int = 0,
-    progress: ProgressCallback | bool | None = None,
-    patients: Sequence[object] | np.ndarray | None = None,
-    resample: str = "auto",
-    scorer: Scorer | str | None = None,
-    class_thresholds: Mapping[str, float] | np.ndarray | None = None,
-) -> dict[str, object]:
+def compute_report(labels: object, scores: object, class_names: Sequence[str], **options: Any) -> dict[str, object]:
     """The challenge's figures for one prediction matrix, as a JSON-ready dict (plain floats, NaN if undefined).
 
     Keys: ``mAP``, ``mAUC``, ``mF1``, ``mECE`` (macro means under the ``scorer``, :mod:`cxrlt_core.scorers`;
@@ -590,10 +576,7 @@ def compute_report(
     (``resample="image"`` resamples images instead), and ``bootstrap`` = {``resamples``, ``seed``, ``level``,
     ``unit``, ``clusters``}. ``progress`` follows the bootstrap: a ``(done, total)`` callback or ``True`` (tqdm).
     """
-    return compute_report_with_inputs(
-        labels, scores, class_names, train_labels, threshold, skipped_as_zero, bootstrap, seed, progress,
-        patients, resample, scorer, class_thresholds,
-    )[0]  # fmt: skip
+    return compute_report_with_inputs(labels, scores, class_names, **options)[0]
 
 
 def compute_report_with_inputs(
@@ -612,7 +595,9 @@ def compute_report_with_inputs(
     class_thresholds: Mapping[str, float] | np.ndarray | None = None,
     cluster_kind: str = "patient",
 ) -> tuple[dict[str, object], ReportInputs]:
-    """:func:`compute_report` and the :class:`ReportInputs` (with the bootstrap samples) behind it."""
+    """:func:`compute_report` (whose ``options`` are the keyword arguments here: ``train_labels``, ``threshold``,
+    ``skipped_as_zero``, ``bootstrap``, ``seed``, ``progress``, ``patients``, ``resample``, ``scorer``,
+    ``class_thresholds``, ``cluster_kind``) and the :class:`ReportInputs` (with the bootstrap samples) behind it."""
     labels, scores, names = check_inputs(labels, scores, class_names)
     chosen = get_scorer(scorer, threshold=_check_threshold(threshold) if scorer is None else None)
     if skipped_as_zero:
