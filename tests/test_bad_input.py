@@ -138,34 +138,24 @@ def _(w, t):
     return ["evaluate", "--pred", write(t / "p.csv", "hello\x00\x01"), "--labels", w["data"] / "val.csv"], "p.csv"
 
 
+def _test_pred_with(w: dict[str, Path], t: Path, row: int, column: int, value: str) -> list:
+    """``evaluate`` on the test predictions with one cell (data row ``row``, column ``column``) set to ``value``."""
+    lines = w["test_pred"].read_text().splitlines()
+    cells = lines[row].split(",")
+    cells[column] = value
+    lines[row] = ",".join(cells)
+    pred = write(t / "p.csv", "\n".join(lines) + "\n")
+    return ["evaluate", "--pred", pred, "--labels", w["data"] / "test_labels.csv"]
+
+
 @case("evaluate: NaN score")
 def _(w, t):
-    lines = w["test_pred"].read_text().splitlines()
-    cells = lines[1].split(",")
-    cells[1] = "nan"
-    lines[1] = ",".join(cells)
-    return [
-        "evaluate",
-        "--pred",
-        write(t / "p.csv", "\n".join(lines) + "\n"),
-        "--labels",
-        w["data"] / "test_labels.csv",
-    ], "p.csv"
+    return _test_pred_with(w, t, 1, 1, "nan"), "p.csv"
 
 
 @case("evaluate: score above 1")
 def _(w, t):
-    lines = w["test_pred"].read_text().splitlines()
-    cells = lines[2].split(",")
-    cells[3] = "1.5"
-    lines[2] = ",".join(cells)
-    return [
-        "evaluate",
-        "--pred",
-        write(t / "p.csv", "\n".join(lines) + "\n"),
-        "--labels",
-        w["data"] / "test_labels.csv",
-    ], "p.csv"
+    return _test_pred_with(w, t, 2, 3, "1.5"), "p.csv"
 
 
 @case("evaluate: missing labels")
