@@ -42,6 +42,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.sharding import shard_argument  # noqa: E402
 from cxrlt_core.atomic import write_json  # noqa: E402
 from cxrlt_core.bootstrap import percentile_interval  # noqa: E402
 from cxrlt_core.config import load_recipe  # noqa: E402
@@ -51,7 +52,7 @@ from cxrlt_core.labels import BUCKETS, DEMO_LABEL_SPACE  # noqa: E402
 from cxrlt_core.paths import REPO_ROOT  # noqa: E402
 from cxrlt_core.predictions import align_to_labels, read_predictions  # noqa: E402
 from cxrlt_core.runs import checkpoint_path, read_status  # noqa: E402
-from cxrlt_core.seed_summary import seed_mean_map  # noqa: E402
+from cxrlt_core.seed_summary import format_figure, seed_mean_map  # noqa: E402
 from cxrlt_core.training import train  # noqa: E402
 
 RECIPE = REPO_ROOT / "train_jobs" / "demo_csra.yaml"
@@ -244,8 +245,7 @@ def profile_markdown(summaries: list[dict]) -> str:
 
 def markdown(summaries: list[dict]) -> str:
     def cell(s: dict, g: str) -> str:
-        f = s["mAP"][g]
-        return f"{f['mean']:.3f} [{f['ci'][0]:.3f}–{f['ci'][1]:.3f}] ±{f['sd']:.3f}"
+        return format_figure(s["mAP"][g])
 
     n = {g: summaries[0]["mAP"][g]["n_classes"] for g in ("all", *BUCKETS)}
     lines = [
@@ -260,17 +260,6 @@ def markdown(summaries: list[dict]) -> str:
             f"{s['train_seconds']:.0f} |"
         )
     return "\n".join(lines)
-
-
-def _shard(text: str) -> tuple[int, int]:
-    index, _, count = text.partition("/")
-    try:
-        i, n = int(index), int(count)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--shard wants I/N such as 0/2, got {text!r}") from None
-    if not 0 <= i < n:
-        raise argparse.ArgumentTypeError(f"--shard {text}: need 0 <= I < N")
-    return i, n
 
 
 def main() -> int:
@@ -302,7 +291,7 @@ def main() -> int:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument(
         "--shard",
-        type=_shard,
+        type=shard_argument,
         metavar="I/N",
         help="train only every N-th run starting at I (run N shards side by side, e.g. one thread "
         "each with OMP_NUM_THREADS=1; then once without --shard for the table)",

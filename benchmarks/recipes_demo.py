@@ -35,6 +35,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.sharding import shard_argument  # noqa: E402
 from cxrlt_core.atomic import write_json  # noqa: E402
 from cxrlt_core.config import load_recipe  # noqa: E402
 from cxrlt_core.data.manifest import read_manifest  # noqa: E402
@@ -45,7 +46,7 @@ from cxrlt_core.paths import REPO_ROOT  # noqa: E402
 from cxrlt_core.predictions import align_to_labels, read_predictions  # noqa: E402
 from cxrlt_core.recipe_cards import RecipeCard, list_cards  # noqa: E402
 from cxrlt_core.runs import checkpoint_path, read_status  # noqa: E402
-from cxrlt_core.seed_summary import seed_mean_map  # noqa: E402
+from cxrlt_core.seed_summary import format_figure, seed_mean_map  # noqa: E402
 from cxrlt_core.training import train  # noqa: E402
 
 RESULTS_NAME = "recipes_demo.json"
@@ -156,8 +157,7 @@ def summarise(card: RecipeCard, preds: list[dict], seconds: list[float], args: a
 
 def markdown(summaries: list[dict]) -> str:
     def cell(s: dict, g: str) -> str:
-        f = s["mAP"][g]
-        return f"{f['mean']:.3f} [{f['ci'][0]:.3f}–{f['ci'][1]:.3f}] ±{f['sd']:.3f}"
+        return format_figure(s["mAP"][g])
 
     n = {g: summaries[0]["mAP"][g]["n_classes"] for g in ("all", *BUCKETS)}
     lines = [
@@ -175,17 +175,6 @@ def markdown(summaries: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def _shard(text: str) -> tuple[int, int]:
-    index, _, count = text.partition("/")
-    try:
-        i, n = int(index), int(count)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--shard wants I/N such as 0/2, got {text!r}") from None
-    if not 0 <= i < n:
-        raise argparse.ArgumentTypeError(f"--shard {text}: need 0 <= I < N")
-    return i, n
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workspace", type=Path, default=REPO_ROOT / "workspace" / "demo")
@@ -198,7 +187,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--override", nargs="*", default=[], help="recipe overrides for every run (key=value)")
     parser.add_argument("--json-out", type=Path, help=f"default: <workspace>/benchmarks/{RESULTS_NAME}")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    parser.add_argument("--shard", type=_shard, metavar="I/N", help="train only every N-th run starting at I")
+    parser.add_argument("--shard", type=shard_argument, metavar="I/N", help="train only every N-th run starting at I")
     parser.add_argument("--predict-only", action="store_true", help="only predict the twins already trained")
     args = parser.parse_args(argv)
     args.workspace = args.workspace.resolve()

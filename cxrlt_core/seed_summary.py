@@ -85,3 +85,8 @@ def seed_mean_map(
             per_seed[g].append(float(bucket_map(ap[None, :], members)[0]))
             boot[g] += bucket_map(samples, members) / len(runs)
     return SeedMeanMap(groups, per_seed, boot, reports)
+
+
+def format_figure(figure: dict[str, Any]) -> str:
+    """A :meth:`SeedMeanMap.figures` entry as a table cell: ``mean [low–high] ±sd``."""
+    return f"{figure['mean']:.3f} [{figure['ci'][0]:.3f}–{figure['ci'][1]:.3f}] ±{figure['sd']:.3f}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cxrlt_core.seed_summary import bucket_groups, bucket_map, seed_mean_map
+from cxrlt_core.seed_summary import bucket_groups, bucket_map, format_figure, seed_mean_map
 
 
 def test_bucket_map_ignores_classes_without_positives():
@@ -49,3 +49,4 @@ def test_seed_mean_of_two_seeds_with_known_average_precisions():
     low, high = figures["all"]["ci"]
     assert 0.0 <= low <= high <= 1.0
     assert [r["mAP"] for r in result.reports] == pytest.approx([1.0, 2 / 3])
+    assert format_figure({"mean": 0.5, "ci": [0.25, 0.75], "sd": 0.125}) == "0.500 [0.250–0.750] ±0.125"
