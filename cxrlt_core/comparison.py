@@ -22,7 +22,7 @@ from cxrlt_core.bootstrap import FIGURES, percentile_interval, plural, two_sided
 from cxrlt_core.data.manifest import Manifest, read_manifest
 from cxrlt_core.errors import InputError
 from cxrlt_core.evaluation import Evaluation, evaluate
-from cxrlt_core.metrics import ReportInputs
+from cxrlt_core.metrics import ReportInputs, bucket_members
 from cxrlt_core.predictions import Predictions, read_predictions
 from cxrlt_core.scorers import macro_figures
 
@@ -55,12 +55,16 @@ class Comparison:
 
 
 def _macro_samples(inputs: ReportInputs) -> dict[str, np.ndarray]:
+    """Per resample: the macro figures, and with training labels each bucket's mAP (``"head mAP"``, ...)."""
     samples = inputs.samples
     assert samples is not None
     figures = {name: samples.figure(name) for name in FIGURES}
     macro = macro_figures(inputs.scorer, figures, inputs.has_pos)
     if inputs.scorer.ece == "pooled":
         macro["mECE"] = samples.pooled_ece
+    if inputs.bucket_of is not None:
+        for bucket, members in bucket_members(inputs).items():
+            macro[f"{bucket} mAP"] = macro_figures(inputs.scorer, figures, inputs.has_pos, members)["mAP"]
     return macro
 
 
@@ -98,6 +102,10 @@ def paired_table(a: Evaluation, b: Evaluation) -> tuple[pd.DataFrame, pd.DataFra
         _row("macro", MACRO[f], a.report[MACRO[f]], b.report[MACRO[f]], macro_b[MACRO[f]] - macro_a[MACRO[f]])
         for f in FIGURES
     ]
+    for bucket in a.report.get("buckets", {}):  # the same buckets for both: one training set
+        key = f"{bucket} mAP"
+        point_a, point_b = a.report["buckets"][bucket]["mAP"], b.report["buckets"][bucket]["mAP"]
+        macro_rows.append(_row("macro", key, point_a, point_b, macro_b[key] - macro_a[key]))
     return pd.DataFrame(rows), pd.DataFrame(macro_rows)
 
 
@@ -152,10 +160,10 @@ def format_comparison(comparison: Comparison, figure: str = "ap") -> str:
         f"delta = B - A; 95 % paired intervals over {boot['resamples']} resamples of {plural(boot['unit'])} "
         f"({boot['clusters']} {plural(boot['unit'])}), seed {boot['seed']}; * = interval excludes 0",
         "",
-        f"{'figure':<8} {'A':>7} {'B':>7} {'delta':>8} {'95% interval':>19} {'p':>6}",
+        f"{'figure':<11} {'A':>7} {'B':>7} {'delta':>8} {'95% interval':>19} {'p':>6}",
     ]
     for row in comparison.macro.to_dict(orient="records"):
-        lines.append(_format_row(row["figure"], row))
+        lines.append(_format_row(row["figure"], row, 11))
     rows = sorted_deltas(comparison, figure)
     width = max([len("class")] + [len(c) for c in rows["class"]])
     lines += ["", f"per class, {MACRO[figure][1:]} (sorted by delta):"]

@@ -659,7 +659,8 @@ def _point_report(inputs: ReportInputs, metrics: ClassMetrics) -> dict[str, obje
     return report
 
 
-def _bucket_members(inputs: ReportInputs) -> dict[str, np.ndarray]:
+def bucket_members(inputs: ReportInputs) -> dict[str, np.ndarray]:
+    """Class masks of head / medium / tail (``inputs`` computed with training labels)."""
     assert inputs.bucket_of is not None
     return {b: np.array([inputs.bucket_of[n] == b for n in inputs.names]) for b in BUCKETS}
 
@@ -668,7 +669,7 @@ def _add_buckets(report: dict[str, Any], inputs: ReportInputs, metrics: ClassMet
     """Head / medium / tail by training prevalence (the prevalence shown beside them is the training one)."""
     figures = {"ap": metrics.ap, "auc": metrics.auc, "f1": metrics.f1, "ece": metrics.ece}
     buckets: dict[str, dict[str, object]] = {}
-    for bucket, members in _bucket_members(inputs).items():
+    for bucket, members in bucket_members(inputs).items():
         buckets[bucket] = {
             "classes": [name for name, member in zip(inputs.names, members) if member],
             "mAP": _py(macro_figures(inputs.scorer, figures, inputs.has_pos, members)["mAP"]),
@@ -700,7 +701,7 @@ def _add_intervals(report: dict[str, Any], inputs: ReportInputs) -> None:
             report["per_class"][cls][f"{name}_ci"] = _pair(interval[:, c])
     if "buckets" in report:
         per_bucket = []
-        for bucket, members in _bucket_members(inputs).items():
+        for bucket, members in bucket_members(inputs).items():
             resampled = macro_figures(inputs.scorer, figures, inputs.has_pos, members)["mAP"]
             report["buckets"][bucket]["mAP_ci"] = _pair(_percentile_interval(resampled))
             if not math.isnan(report["buckets"][bucket]["mAP"]):

@@ -202,6 +202,11 @@ if other != "(none)":
         col.metric(f"{key} of B", _f(row["B"]), f"B − A {row['delta']:+.4f}", delta_color="inverse" if key == "mECE"
                    else "normal", help=f"A {_f(row['A'])}; paired 95 % CI of B − A {_ci([row['low'], row['high']])}, "
                    f"p = {_f(row['p'], 3)}")  # fmt: skip
+    buckets = [key for key in macro.index if key.endswith(" mAP")]  # with training labels: head / medium / tail
+    for col, key in zip(st.columns(max(len(buckets), 1)), buckets):
+        row = macro.loc[key]
+        col.metric(f"{key} of B", _f(row["B"]), f"B − A {row['delta']:+.4f}",
+                   help=f"A {_f(row['A'])}; paired 95 % CI of B − A {_ci([row['low'], row['high']])}")  # fmt: skip
     figure = st.radio("Per-class Δ of", ["ap", "auc", "ece"], horizontal=True, format_func=str.upper)
     deltas = sorted_deltas(comparison, figure).dropna(subset=["delta"])
     deltas["verdict"] = np.where(deltas["distinguishable"], "interval excludes 0", "within noise")

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from cxrlt_core.cli import main
-from cxrlt_core.comparison import compare_files, sorted_deltas
+from cxrlt_core.comparison import compare_files, format_comparison, sorted_deltas
 
 CLASSES = ["Mass", "Nodule", "Hernia"]
 
@@ -73,3 +73,25 @@ def test_without_patients_whole_studies_are_resampled(tmp_path: Path) -> None:
     assert any("whole studies" in note for note in result.notes)
     frame.drop(columns=["PatientID"]).to_csv(labels, index=False)
     assert compare_files(a, a, labels, bootstrap=20).bootstrap["unit"] == "image"
+
+
+def test_buckets_from_training_labels_get_paired_rows(tmp_path: Path) -> None:
+    """Training prevalences 30 % / 5 % / 0.5 % put Mass in head, Nodule in medium, Hernia in tail. B differs from A
+    only in Hernia's column (B is a's file with Hernia taken from b): head and medium deltas are exactly 0 on every
+    resample; the tail delta is Hernia's AP difference, with the same interval as Hernia's per-class row."""
+    a, b, labels = _files(tmp_path)
+    train = pd.DataFrame(np.zeros((200, 3), int), columns=CLASSES)
+    train.loc[:59, "Mass"], train.loc[:9, "Nodule"], train.loc[:0, "Hernia"] = 1, 1, 1
+    train.insert(0, "ImageID", [f"t{i}.png" for i in range(200)])
+    train.to_csv(tmp_path / "train.csv", index=False)
+    mixed = pd.read_csv(a)
+    mixed["Hernia"] = pd.read_csv(b)["Hernia"]
+    mixed.to_csv(tmp_path / "mixed.csv", index=False)
+    result = compare_files(a, tmp_path / "mixed.csv", labels, tmp_path / "train.csv", bootstrap=100)
+    macro = result.macro.set_index("figure")
+    for bucket in ("head", "medium"):
+        assert macro.loc[f"{bucket} mAP", ["delta", "low", "high"]].tolist() == [0.0, 0.0, 0.0]
+    hernia = result.table[(result.table["class"] == "Hernia") & (result.table["figure"] == "ap")].iloc[0]
+    tail = macro.loc["tail mAP"]
+    assert tail["delta"] == hernia["delta"] > 0 and (tail["low"], tail["high"]) == (hernia["low"], hernia["high"])
+    assert "tail mAP" in format_comparison(result)

@@ -115,6 +115,7 @@ def test_results_page_shows_macro_figures_and_compares_runs(page):
     second.select_index(1).run()
     assert not app.exception
     assert any(m.label == "mAP of B" and "B − A" in str(m.delta) for m in app.metric)
+    assert {"head mAP of B", "medium mAP of B"} <= {m.label for m in app.metric}  # paired bucket deltas
     assert any("**A** = `" in md.value and "**B** = `" in md.value for md in app.markdown)
     assert any("differ beyond bootstrap noise" in c.value for c in app.caption)
     assert any(h.value == "Subgroups" for h in app.subheader)
