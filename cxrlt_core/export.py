@@ -96,9 +96,11 @@ def export_task1(
 ) -> ExportResult:
     """Predict ``test_csv`` with the weighted ensemble of ``runs``' checkpoints and write a Task 1 submission.
 
-    ``options`` are :func:`_export_task1`'s (images, tta, merge, gating, calibration, progress, overwrite).
+    ``options``: ``overwrite`` (replace an existing export) and :func:`_export_task1`'s (images, tta, merge, gating,
+    calibration, progress).
     Files: ``W/exports/<name>.predictions.parquet`` and ``W/exports/<name>.csv``.
     """
+    _refuse_overwrite(workspace, name, bool(options.pop("overwrite", False)))
     if not runs:
         raise InputError("choose at least one run for the ensemble")
     checkpoints = [checkpoint_path(workspace.run(run), checkpoint) for run in runs]
@@ -123,8 +125,9 @@ def export_task1_ensemble(
     member at its own input size, with its weight) and write a Task 1 submission.
 
     Unless ``allow_outside``, every member's checkpoint must lie inside the workspace (the dashboard reads nothing
-    else without being told). ``options`` are :func:`_export_task1`'s.
+    else without being told). ``options`` as :func:`export_task1`'s.
     """
+    _refuse_overwrite(workspace, name, bool(options.pop("overwrite", False)))
     loaded = load_ensemble_spec(spec, workspace=workspace.root)
     if not allow_outside:
         outside = [m.checkpoint for m in loaded.members if not inside(m.checkpoint, workspace.root)]
@@ -148,10 +151,9 @@ def _export_task1(
     gating_form: str = "power",
     calibration: str | os.PathLike[str] | None = None,
     progress: Progress | None = None,
-    overwrite: bool = False,
 ) -> ExportResult:
-    """Predict, write and validate; ``source`` is the CLI's way of naming the same checkpoints and weights."""
-    _refuse_overwrite(workspace, name, overwrite)
+    """Predict, write and validate (the callers have refused an existing ``name`` unless told to overwrite);
+    ``source`` is the CLI's way of naming the same checkpoints and weights."""
     manifest, root = _test_manifest(test_csv, images)
     pred_path = workspace.exports_dir / f"{name}.predictions.parquet"
     out = workspace.exports_dir / f"{name}.csv"
