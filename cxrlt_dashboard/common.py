@@ -94,6 +94,12 @@ def app_default_workspace() -> Path:
     return Path(os.environ.get("CXRLT_WORKSPACE", DEFAULT_WORKSPACE)).expanduser().resolve()
 
 
+def builtin_demo_workspace() -> Path:
+    """The dashboard's own demo folder, ``workspace/demo``: the only one it builds without being asked (a folder
+    named with ``$CXRLT_WORKSPACE`` or in the sidebar is the user's)."""
+    return Path(DEFAULT_WORKSPACE).resolve()
+
+
 def choose_workspace() -> Workspace:
     """Draw the workspace field in the sidebar and open the folder it names; stops the page when there is none.
 

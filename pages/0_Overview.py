@@ -10,7 +10,7 @@ import streamlit as st
 from cxrlt_core import demo_workspace
 from cxrlt_core.run_progress import run_table
 from cxrlt_core.workspace_summary import dataset_table, is_demo_build, workspace_counts
-from cxrlt_dashboard.common import PAGES, RUN_COLUMNS, app_default_workspace, page_setup
+from cxrlt_dashboard.common import PAGES, RUN_COLUMNS, builtin_demo_workspace, page_setup
 
 workspace = page_setup("cxrlt — chest X-ray long-tail & zero-shot")
 st.caption(
@@ -19,8 +19,8 @@ st.caption(
 )
 pages = {info.title: info for info in PAGES}
 
-# Only the dashboard's own default folder builds itself; any other folder is the user's and is left alone.
-is_default = workspace.root == app_default_workspace()
+# Only the dashboard's own demo folder builds itself; any other folder is the user's and is left alone.
+is_default = workspace.root == builtin_demo_workspace()
 is_demo = is_demo_build(workspace) or is_default
 complete = demo_workspace.is_complete(workspace)
 

@@ -222,3 +222,18 @@ def test_train_page_launches_a_one_step_run(page, workspace):
     assert any("ui_smoke" in m.value and "finished" in m.value for m in app.markdown)
     resume = next(b for b in app.button if b.label == "Resume run")
     assert resume.disabled  # finished: nothing to resume
+
+
+def test_a_workspace_named_by_the_user_is_never_built_into(tmp_path, monkeypatch):
+    """$CXRLT_WORKSPACE names the user's folder: the Overview opens it as it is, starts no demo build there and does
+    not call it the demo workspace (only the dashboard's own workspace/demo builds itself)."""
+    mine = tmp_path / "my_ws"
+    monkeypatch.setenv("CXRLT_WORKSPACE", str(mine))
+    monkeypatch.chdir(REPO_ROOT)
+    monkeypatch.setitem(sys.modules, "__main__", sys.modules["__main__"])
+    app = st_testing.AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=120)
+    app.run()
+    assert not app.exception, [e.message for e in app.exception]
+    assert mine.is_dir() and not (mine / ".build").exists()
+    assert not any("This is the demo workspace" in i.value for i in app.info)
+    assert not any(b.label == "Build the demo workspace" for b in app.button)
