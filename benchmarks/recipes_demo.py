@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -52,9 +53,20 @@ from cxrlt_core.training import train  # noqa: E402
 RESULTS_NAME = "recipes_demo.json"
 
 
+def trains_on_the_demo_data(card: RecipeCard) -> bool:
+    """Whether the recipe's data are the demo data set's label space (a Stage 1 twin trains on NIH images)."""
+    data = (yaml.safe_load(card.path.read_text(encoding="utf-8")) or {}).get("data") or {}  # type: ignore[union-attr]
+    return data.get("label_space") == DEMO_LABEL_SPACE
+
+
 def twins_and_references(args: argparse.Namespace) -> list[RecipeCard]:
+    """The recipes to train: ``--twins`` or every demo twin that trains on the demo data, plus ``--reference``."""
     cards = {c.path.stem: c for c in list_cards() if c.path is not None}
-    names = args.twins or [n for n, c in cards.items() if c.twin_of]
+    default = [n for n, c in cards.items() if c.twin_of]
+    elsewhere = [n for n in default if not trains_on_the_demo_data(cards[n])]
+    if elsewhere and not args.twins:
+        print(f"not on the demo data, so not in this leaderboard: {', '.join(elsewhere)}", flush=True)
+    names = args.twins or [n for n in default if n not in elsewhere]
     names = list(dict.fromkeys(names + list(args.reference)))
     unknown = [n for n in names if n not in cards]
     if unknown:

@@ -32,6 +32,7 @@ def test_every_demo_twin_is_a_row_and_ensembles_train_each_member(bench):
     for twin in ("demo_chexfusion", "demo_cxrlt2024_team_f", "demo_cxrlt2024_team_a", "demo_cxrlt2026_3rd",
                  "demo_cxrlt2026_5th", "demo_csra"):  # fmt: skip
         assert twin in names
+    assert "demo_stage1" not in names  # it trains on NIH images: not a row of the demo data's leaderboard
     assert bench.members_of(find_card("demo_cxrlt2024_team_a")) == [["data.image_size=64"], ["data.image_size=96"]]
     assert bench.members_of(find_card("demo_chexfusion")) == [[]]
 
