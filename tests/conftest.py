@@ -8,6 +8,7 @@ recipes (``${shared_data}``) and child processes see the same one.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,17 @@ def pytest_configure(config: pytest.Config) -> None:
         chosen = str(_BESIDE_THE_CLONE)
     if chosen is not None:
         os.environ[SHARED_DATA_ENV] = str(Path(chosen).resolve())
+
+
+@pytest.fixture(autouse=True)
+def _real_main_module():
+    """Put the real ``__main__`` back after every test: Streamlit's AppTest installs its script as ``__main__`` and
+    leaves it there, and spawn-started workers of later tests would then re-run (or fail to find) that script on
+    start-up, so a multiprocessing pool keeps replacing workers that die."""
+    main = sys.modules.get("__main__")
+    yield
+    if main is not None:
+        sys.modules["__main__"] = main
 
 
 @pytest.fixture(scope="session")
