@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 
 from cxrlt_core.paths import REPO_ROOT
@@ -17,7 +15,6 @@ st_testing = pytest.importorskip("streamlit.testing.v1")
 def page(tiny_workspace, monkeypatch):
     monkeypatch.setenv("CXRLT_WORKSPACE", str(tiny_workspace.root))
     monkeypatch.chdir(REPO_ROOT)
-    monkeypatch.setitem(sys.modules, "__main__", sys.modules["__main__"])
 
     def run(script: str):
         app = st_testing.AppTest.from_file(str(REPO_ROOT / "pages" / script), default_timeout=180)

@@ -6,7 +6,6 @@ Streamlit's AppTest runs each page script in this process (no browser); ``test_b
 from __future__ import annotations
 
 import json
-import sys
 import time
 
 import pytest
@@ -46,9 +45,6 @@ def workspace(tiny_workspace):
 def page(workspace, monkeypatch):
     monkeypatch.setenv("CXRLT_WORKSPACE", str(workspace.root))
     monkeypatch.chdir(REPO_ROOT)
-    # Streamlit's script runner installs the page as sys.modules["__main__"] and leaves it there; spawn-started
-    # workers of later tests would then re-run the page script on start-up. Put the real __main__ back afterwards.
-    monkeypatch.setitem(sys.modules, "__main__", sys.modules["__main__"])
 
     def run(script: str):
         app = st_testing.AppTest.from_file(str(REPO_ROOT / script), default_timeout=120)
@@ -230,7 +226,6 @@ def test_a_workspace_named_by_the_user_is_never_built_into(tmp_path, monkeypatch
     mine = tmp_path / "my_ws"
     monkeypatch.setenv("CXRLT_WORKSPACE", str(mine))
     monkeypatch.chdir(REPO_ROOT)
-    monkeypatch.setitem(sys.modules, "__main__", sys.modules["__main__"])
     app = st_testing.AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=120)
     app.run()
     assert not app.exception, [e.message for e in app.exception]

@@ -7,7 +7,6 @@ two steps): the point is that every page and the export speak the data's own 15 
 from __future__ import annotations
 
 import shutil
-import sys
 
 import pandas as pd
 import pytest
@@ -68,7 +67,6 @@ def app(nih_workspace, monkeypatch):
     monkeypatch.setattr(st_testing.app_test, "PagesManager", NavigationPages)
     monkeypatch.setenv("CXRLT_WORKSPACE", str(nih_workspace.root))
     monkeypatch.chdir(REPO_ROOT)
-    monkeypatch.setitem(sys.modules, "__main__", sys.modules["__main__"])
     test = st_testing.AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=300)
     test.run()
     return test

@@ -3,8 +3,6 @@ Finding box (AppTest, no browser)."""
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 
 from cxrlt_core.paths import REPO_ROOT
@@ -17,7 +15,6 @@ st_testing = pytest.importorskip("streamlit.testing.v1")
 def inspect_page(tiny_workspace, monkeypatch):
     monkeypatch.setenv("CXRLT_WORKSPACE", str(tiny_workspace.root))
     monkeypatch.chdir(REPO_ROOT)
-    monkeypatch.setitem(sys.modules, "__main__", sys.modules["__main__"])
     app = st_testing.AppTest.from_file(str(REPO_ROOT / "pages" / "5_Inspect.py"), default_timeout=180)
     app.run()
     assert not app.exception, [e.message for e in app.exception]

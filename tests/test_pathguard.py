@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -71,7 +70,6 @@ def test_train_page_refuses_an_override_outside_the_workspace(tiny_workspace, mo
     st_testing = pytest.importorskip("streamlit.testing.v1")
     monkeypatch.setenv("CXRLT_WORKSPACE", str(tiny_workspace.root))
     monkeypatch.chdir(REPO_ROOT)
-    monkeypatch.setitem(sys.modules, "__main__", sys.modules["__main__"])
     app = st_testing.AppTest.from_file(str(REPO_ROOT / "pages" / "1_Train.py"), default_timeout=120)
     app.run()
     next(t for t in app.text_input if t.label == "Run name").set_value("escape")

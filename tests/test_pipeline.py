@@ -137,7 +137,6 @@ def test_train_page_lists_pipelines_and_their_stages(tmp_path, monkeypatch):
 
     monkeypatch.setenv("CXRLT_WORKSPACE", str(tmp_path / "ws"))
     monkeypatch.chdir(REPO_ROOT)
-    monkeypatch.setitem(sys.modules, "__main__", sys.modules["__main__"])
     app = AppTest.from_file(str(REPO_ROOT / "pages" / "1_Train.py"), default_timeout=120)
     app.run()
     assert not app.exception, [e.message for e in app.exception]

@@ -121,7 +121,6 @@ def test_cli_diff_errors(two_runs: Path, capsys: pytest.CaptureFixture):
 
 
 def test_runs_page_overlays_curves_and_lists_differences(two_runs: Path, monkeypatch: pytest.MonkeyPatch):
-    import sys
 
     from streamlit.testing.v1 import AppTest
 
@@ -129,7 +128,6 @@ def test_runs_page_overlays_curves_and_lists_differences(two_runs: Path, monkeyp
 
     monkeypatch.setenv("CXRLT_WORKSPACE", str(two_runs))
     monkeypatch.chdir(REPO_ROOT)
-    monkeypatch.setitem(sys.modules, "__main__", sys.modules["__main__"])
     app = AppTest.from_file(str(REPO_ROOT / "pages" / "7_Runs.py"), default_timeout=60)
     app.run()
     assert not app.exception, [e.message for e in app.exception]
